@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+// logd: a local run-logging daemon and a lightweight SDK for people who train models.
+//
+// The module graph is the architecture:
+//   CLibUV, CYAML  — system libraries (apt: libuv1-dev, libyaml-dev), found by pkg-config
+//   Wire           — the binary protocol: pure Swift, no I/O, no Foundation
+//   LogSDK         — linked into training processes: Wire + Glibc only, never libuv or libyaml
+//   LogdCore       — the daemon's logic (loop, writer, run directories), importable by tests
+//   logd, logctl   — thin executables
+import PackageDescription
+
+let package = Package(
+    name: "logd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "LogSDK", targets: ["LogSDK"]),
+        .executable(name: "logd", targets: ["logd"]),
+        .executable(name: "logctl", targets: ["logctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
+        .target(name: "Wire"),
+        .target(name: "LogSDK", dependencies: ["Wire"]),
+        .target(name: "LogdCore", dependencies: ["Wire", "CLibUV", "CYAML"]),
+        .executableTarget(
+            name: "logd",
+            dependencies: ["LogdCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "logctl",
+            dependencies: ["LogdCore", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "LogSDKTests", dependencies: ["LogSDK", "Wire"]),
+        .testTarget(name: "LogdCoreTests", dependencies: ["LogdCore", "Wire"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
