@@ -43,6 +43,8 @@ let package = Package(
             name: "logctl",
             dependencies: ["LogdCore", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // libFuzzer target for the decoder; a normal build replays files (see its main.swift).
+        .executableTarget(name: "wire-fuzz", dependencies: ["Wire"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "LogSDKTests", dependencies: ["LogSDK", "Wire"]),
         .testTarget(name: "LogdCoreTests", dependencies: ["LogdCore", "Wire"]),
