@@ -43,6 +43,11 @@ let package = Package(
             name: "logctl",
             dependencies: ["LogdCore", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // A raw Wire client that logs a known pattern and resends after reconnects (tests, benchmarks).
+        .executableTarget(
+            name: "wire-producer",
+            dependencies: ["LogdCore", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // libFuzzer target for the decoder; a normal build replays files (see its main.swift).
         .executableTarget(name: "wire-fuzz", dependencies: ["Wire"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),

@@ -358,6 +358,8 @@ struct BodyReader {
         case .runEnd:
             let status = try enumByte(RunStatus.self, "run_end.status")
             return .runEnd(RunEnd(status: status, timestamp: try i64()))
+        case .drops:
+            return .drops(total: try u64())
         }
     }
 }

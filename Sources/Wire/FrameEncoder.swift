@@ -249,6 +249,8 @@ struct BodyWriter {
         case .runEnd(let e):
             u8(e.status.rawValue)
             i64(e.timestamp)
+        case .drops(let total):
+            u64(total)
         case .unknown(let kind, _):
             throw .unknownKind(kind)
         }

@@ -39,6 +39,7 @@ public enum FrameKind: UInt8, Sendable, CaseIterable {
     case modelVersion = 0x27
     case dataset = 0x28
     case runEnd = 0x29
+    case drops = 0x2A
 
     /// Whether frames of this raw kind take a sequence number in a producer session.
     /// Holds for kinds this version does not know too, so that numbering survives skipping.
@@ -66,6 +67,7 @@ public enum FrameKind: UInt8, Sendable, CaseIterable {
         case .modelVersion: "model_version"
         case .dataset: "dataset"
         case .runEnd: "run_end"
+        case .drops: "drops"
         }
     }
 }

@@ -113,6 +113,8 @@ extension Record {
         case .runEnd(let e):
             put("status", .string(e.status.name))
             put("timestamp", .int(e.timestamp))
+        case .drops(let total):
+            put("total", u(total))
         case .unknown(let kind, let n):
             put("raw_kind", u(kind))
             put("body_bytes", u(n))

@@ -407,6 +407,9 @@ public enum Record: Equatable, Sendable {
     case modelVersion(ModelVersion)
     case dataset(DatasetInfo)
     case runEnd(RunEnd)
+    /// DROPS (0x2A): how many records this producer has dropped so far under its overflow
+    /// policy (a running total, so a lost or repeated report does no harm).
+    case drops(total: UInt64)
     /// A kind this version does not know, skipped because the peer announced a newer minor version.
     case unknown(kind: UInt8, bodyBytes: Int)
 
@@ -432,6 +435,7 @@ public enum Record: Equatable, Sendable {
         case .modelVersion: FrameKind.modelVersion.rawValue
         case .dataset: FrameKind.dataset.rawValue
         case .runEnd: FrameKind.runEnd.rawValue
+        case .drops: FrameKind.drops.rawValue
         case .unknown(let kind, _): kind
         }
     }

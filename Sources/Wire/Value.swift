@@ -77,7 +77,7 @@ extension Value {
     public func merging(_ other: Value) -> Value {
         guard case .map(var mine) = self, case .map(let theirs) = other else { return other }
         for (key, value) in theirs {
-            if let i = mine.firstIndex(where: { $0.key == key }) {
+            if let i = mine.lastIndex(where: { $0.key == key }) {
                 mine[i].value = mine[i].value.merging(value)
             } else {
                 mine.append((key: key, value: value))

@@ -1,1 +1,87 @@
-print("logd")
+// logd: the run-logging daemon. Builds the configuration and runs the server; the logic lives
+// in LogdCore (docs/ARCHITECTURE.md).
+import ArgumentParser
+import LogdCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct Logd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logd",
+        abstract: "A local run-logging daemon for model training.",
+        discussion: """
+            With no options logd runs with embedded defaults: socket $LOGD_SOCKET, else \
+            $XDG_RUNTIME_DIR/logd/logd.sock, else /tmp/logd-<uid>/logd.sock; runs under \
+            $LOGD_DATA_ROOT, else ~/.local/share/logd/runs. SIGTERM or SIGINT drains and exits 0.
+            """,
+        version: "logd 0.1.0")
+
+    @Option(name: .long, help: "Unix socket path to listen on.")
+    var socket: String?
+
+    @Option(name: .long, help: "Directory that holds the run directories.")
+    var dataRoot: String?
+
+    @Option(name: .long, help: "YAML configuration file (see packaging/logd.yaml).")
+    var config: String?
+
+    @Option(name: .long, help: "Own messages at this level and above: debug, info, warning, error.")
+    var logLevel: String?
+
+    @Flag(name: .long, help: "Print the effective configuration and exit.")
+    var printConfig = false
+
+    func effectiveConfig() throws -> LogdConfig {
+        var cfg = LogdConfig()
+        if let path = config {
+            guard let text = readTextFile(path) else {
+                throw ValidationError("cannot read config file \(path)")
+            }
+            try cfg.apply(yaml: text, fileName: path)
+        }
+        if let socket { cfg.socket = socket }
+        if let dataRoot { cfg.dataRoot = dataRoot }
+        if let logLevel { cfg.logLevel = logLevel }
+        try cfg.validate()
+        return cfg
+    }
+
+    func run() throws {
+        let cfg: LogdConfig
+        do { cfg = try effectiveConfig() } catch let e as ConfigError {
+            FileOutput.stderr("logd: \(e.message)\n")
+            throw ExitCode(2)
+        }
+        if printConfig {
+            print(cfg.rendered(), terminator: "")
+            return
+        }
+        signal(SIGPIPE, SIG_IGN)
+        let log = DaemonLog(level: cfg.logLevel)
+        let server: Server
+        do {
+            server = try Server(config: cfg, log: log, listenFD: SystemdActivation.listenFD())
+        } catch {
+            FileOutput.stderr("logd: \(error)\n")
+            throw ExitCode(1)
+        }
+        server.run()
+    }
+}
+
+func readTextFile(_ path: String) -> String? {
+    guard let f = fopen(path, "rb") else { return nil }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n <= 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+Logd.main()

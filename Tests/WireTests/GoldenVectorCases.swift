@@ -150,6 +150,9 @@ let goldenVectors: [GoldenVector] = [
         name: "run_end", description: "The producer finished its run.",
         expect: .records([.runEnd(RunEnd(status: .finished, timestamp: t0 + 60_000_000_000))])),
     GoldenVector(
+        name: "drops", description: "The producer has dropped 12 records so far (overflow policy).",
+        expect: .records([.drops(total: 12)])),
+    GoldenVector(
         name: "session_stream", description: "A whole short producer session: hello, run start, params, a key, two metrics, a log line, flush, run end.",
         expect: .records([
             .hello(producerHello),

@@ -62,7 +62,7 @@ struct RandomRecords {
     }
 
     mutating func record() -> Record {
-        switch int(0...18) {
+        switch int(0...19) {
         case 0:
             return .hello(
                 Hello(
@@ -123,6 +123,7 @@ struct RandomRecords {
                 DatasetInfo(
                     label: string(), context: string(), samples: rng.next(), batchSize: UInt32(int(1...4096)),
                     workers: UInt32(int(0...64)), shuffle: bool(), batches: rng.next()))
+        case 18: return .drops(total: rng.next())
         default:
             return .runEnd(RunEnd(status: [RunStatus.finished, .failed, .killed][int(0...2)], timestamp: i64()))
         }

@@ -1,0 +1,110 @@
+import CYAML
+
+extension LogdConfig {
+    /// Applies a YAML config file's keys over `self`. The file is one mapping of scalars;
+    /// every error names the key, line and column; unknown keys are refused.
+    public mutating func apply(yaml text: String, fileName: String) throws(ConfigError) {
+        let entries = try YAMLScalarMap.parse(text, fileName: fileName)
+        for e in entries {
+            let at = "\(fileName):\(e.line):\(e.column)"
+            func int() throws(ConfigError) -> Int {
+                guard !e.quoted, let v = Int(e.value.replacingAll("_", with: "")) else {
+                    throw ConfigError(message: "\(at): \(e.key): expected an integer, got '\(e.value)'")
+                }
+                return v
+            }
+            func string() -> String { e.value }
+            switch e.key {
+            case "socket": socket = string()
+            case "socket_group": socketGroup = string()
+            case "data_root": dataRoot = string()
+            case "max_frame_bytes": maxFrameBytes = try int()
+            case "writer_queue_bytes": writerQueueBytes = try int()
+            case "rotate_bytes": rotateBytes = try int()
+            case "keep_log_segments": keepLogSegments = try int()
+            case "ack_interval_ms": ackIntervalMs = try int()
+            case "snapshot_interval_ms": snapshotIntervalMs = try int()
+            case "resume_grace_s": resumeGraceSeconds = try int()
+            case "max_connections": maxConnections = try int()
+            case "log_level": logLevel = string()
+            default:
+                throw ConfigError(message: "\(at): unknown key '\(e.key)'")
+            }
+        }
+        do { try validate() } catch { throw ConfigError(message: "\(fileName): \(error.message)") }
+    }
+}
+
+/// A YAML document that is one flat mapping of scalar keys to scalar values, read with libyaml.
+struct YAMLScalarMap {
+    struct Entry {
+        var key: String
+        var value: String
+        /// The value was quoted in the file (so it is a string, never a number).
+        var quoted: Bool
+        var line: Int
+        var column: Int
+    }
+
+    static func parse(_ text: String, fileName: String) throws(ConfigError) -> [Entry] {
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else { throw ConfigError(message: "\(fileName): libyaml init failed") }
+        defer { yaml_parser_delete(&parser) }
+        let bytes = Array(text.utf8)
+        return try bytes.withUnsafeBufferPointer { buf throws(ConfigError) -> [Entry] in
+            yaml_parser_set_input_string(&parser, buf.baseAddress, buf.count)
+            var entries: [Entry] = []
+            var depth = 0
+            var pendingKey: Entry?
+            var seen = Set<String>()
+            while true {
+                var event = yaml_event_t()
+                guard yaml_parser_parse(&parser, &event) == 1 else {
+                    let problem = parser.problem.map { String(cString: $0) } ?? "syntax error"
+                    throw ConfigError(
+                        message: "\(fileName):\(parser.problem_mark.line + 1):\(parser.problem_mark.column + 1): \(problem)")
+                }
+                defer { yaml_event_delete(&event) }
+                let line = Int(event.start_mark.line) + 1, column = Int(event.start_mark.column) + 1
+                let at = "\(fileName):\(line):\(column)"
+                switch event.type {
+                case YAML_STREAM_END_EVENT:
+                    return entries
+                case YAML_MAPPING_START_EVENT:
+                    depth += 1
+                    if depth > 1 {
+                        let key = pendingKey?.key ?? "?"
+                        throw ConfigError(message: "\(at): \(key): expected a single value, got a mapping")
+                    }
+                case YAML_MAPPING_END_EVENT:
+                    depth -= 1
+                case YAML_SEQUENCE_START_EVENT:
+                    let key = pendingKey?.key ?? "?"
+                    throw ConfigError(message: "\(at): \(key): expected a single value, got a list")
+                case YAML_ALIAS_EVENT:
+                    throw ConfigError(message: "\(at): aliases are not allowed in a config file")
+                case YAML_SCALAR_EVENT:
+                    let s = event.data.scalar
+                    let value = String(decoding: UnsafeBufferPointer(start: s.value, count: Int(s.length)), as: UTF8.self)
+                    if depth == 0 {
+                        if value.isEmpty { continue }  // an empty document
+                        throw ConfigError(message: "\(at): expected a mapping of keys to values")
+                    }
+                    if var key = pendingKey {
+                        key.value = value
+                        key.quoted = s.style != YAML_PLAIN_SCALAR_STYLE
+                        entries.append(key)
+                        pendingKey = nil
+                    } else {
+                        guard seen.insert(value).inserted else {
+                            throw ConfigError(message: "\(at): key '\(value)' appears twice")
+                        }
+                        pendingKey = Entry(key: value, value: "", quoted: false, line: line, column: column)
+                    }
+                default:
+                    break
+                }
+            }
+        }
+    }
+}

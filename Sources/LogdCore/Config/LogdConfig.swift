@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// logd's configuration: a value with working defaults, so `logd` runs without a config file.
+///
+/// Precedence: built-in defaults < environment (`LOGD_SOCKET`, `LOGD_DATA_ROOT`) < config file
+/// < command-line flags. docs/CONFIGURATION.md and packaging/logd.yaml describe every key.
+public struct LogdConfig: Sendable, Equatable {
+    /// Path of the Unix socket producers and logctl connect to.
+    public var socket: String
+    /// Group whose members may connect (socket mode 0660, directory 0750); empty: owner only (0600/0700).
+    public var socketGroup: String
+    /// Root of the run directories: `<data_root>/<experiment>/<YYYY-MM-DD_HH-MM-SS>_<run name>/`.
+    public var dataRoot: String
+    /// Largest frame accepted from a client (length prefix), bytes.
+    public var maxFrameBytes: Int
+    /// Writer queue high-water mark in bytes: above it the loop stops reading sockets;
+    /// it resumes below half of it.
+    public var writerQueueBytes: Int
+    /// Size at which main.log and metrics.csv rotate to a numbered segment, bytes.
+    public var rotateBytes: Int
+    /// Rotated main.log segments to keep per run (oldest removed first); 0 keeps all.
+    public var keepLogSegments: Int
+    /// How often the writer makes received data durable (fsync) and acknowledges it, ms.
+    public var ackIntervalMs: Int
+    /// Least time between two rewrites of a run's snapshot files while it is active, ms.
+    public var snapshotIntervalMs: Int
+    /// After a restart, how long a run found unfinished waits for its producers to reconnect
+    /// before it is marked `crashed`, seconds.
+    public var resumeGraceSeconds: Int
+    /// Most simultaneous client connections; more are refused (counted in status).
+    public var maxConnections: Int
+    /// logd's own messages on stderr at this level and above: debug, info, warning, error.
+    public var logLevel: String
+
+    public init(environment: [String: String] = LogdConfig.processEnvironment()) {
+        socket = LogdConfig.defaultSocket(environment)
+        socketGroup = ""
+        dataRoot = LogdConfig.defaultDataRoot(environment)
+        maxFrameBytes = 1 << 20
+        writerQueueBytes = 64 << 20
+        rotateBytes = 64 << 20
+        keepLogSegments = 0
+        ackIntervalMs = 50
+        snapshotIntervalMs = 1000
+        resumeGraceSeconds = 60
+        maxConnections = 4096
+        logLevel = "info"
+    }
+
+    /// `$LOGD_SOCKET`, else `$XDG_RUNTIME_DIR/logd/logd.sock`, else `/tmp/logd-<uid>/logd.sock`.
+    public static func defaultSocket(_ env: [String: String]) -> String {
+        if let s = env["LOGD_SOCKET"], !s.isEmpty { return s }
+        if let runtime = env["XDG_RUNTIME_DIR"], !runtime.isEmpty { return runtime + "/logd/logd.sock" }
+        return "/tmp/logd-\(getuid())/logd.sock"
+    }
+
+    /// `$LOGD_DATA_ROOT`, else `$XDG_DATA_HOME/logd/runs`, else `~/.local/share/logd/runs`.
+    public static func defaultDataRoot(_ env: [String: String]) -> String {
+        if let s = env["LOGD_DATA_ROOT"], !s.isEmpty { return s }
+        if let xdg = env["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/logd/runs" }
+        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        return home + "/.local/share/logd/runs"
+    }
+
+    public static func processEnvironment() -> [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return env
+    }
+
+    /// Checks values that would make the daemon misbehave; the message names the key.
+    public func validate() throws(ConfigError) {
+        func require(_ ok: Bool, _ key: String, _ why: String) throws(ConfigError) {
+            if !ok { throw ConfigError(message: "\(key): \(why)") }
+        }
+        try require(!socket.isEmpty && socket.utf8.count < 108, "socket", "must be a path shorter than 108 bytes")
+        try require(!dataRoot.isEmpty, "data_root", "must not be empty")
+        try require(maxFrameBytes >= 4096 && maxFrameBytes <= 64 << 20, "max_frame_bytes", "must be 4096 … 67108864")
+        try require(writerQueueBytes >= 2 * maxFrameBytes, "writer_queue_bytes", "must be at least 2 × max_frame_bytes")
+        try require(rotateBytes >= 4096, "rotate_bytes", "must be at least 4096")
+        try require(keepLogSegments >= 0, "keep_log_segments", "must be 0 (keep all) or more")
+        try require(ackIntervalMs >= 1 && ackIntervalMs <= 60_000, "ack_interval_ms", "must be 1 … 60000")
+        try require(snapshotIntervalMs >= 10, "snapshot_interval_ms", "must be at least 10")
+        try require(resumeGraceSeconds >= 0, "resume_grace_s", "must be 0 or more")
+        try require(maxConnections >= 1, "max_connections", "must be at least 1")
+        try require(["debug", "info", "warning", "error"].contains(logLevel), "log_level", "must be debug, info, warning or error")
+    }
+
+    /// Every key with its current value, in the config file's own format (`logd --print-config`).
+    public func rendered() -> String {
+        func q(_ s: String) -> String { "\"" + s.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"") + "\"" }
+        return """
+            # logd effective configuration
+            socket: \(q(socket))
+            socket_group: \(q(socketGroup))
+            data_root: \(q(dataRoot))
+            max_frame_bytes: \(maxFrameBytes)
+            writer_queue_bytes: \(writerQueueBytes)
+            rotate_bytes: \(rotateBytes)
+            keep_log_segments: \(keepLogSegments)
+            ack_interval_ms: \(ackIntervalMs)
+            snapshot_interval_ms: \(snapshotIntervalMs)
+            resume_grace_s: \(resumeGraceSeconds)
+            max_connections: \(maxConnections)
+            log_level: \(q(logLevel))
+
+            """
+    }
+}
+
+/// A configuration problem, with the key, line and column when it comes from a file.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension String {
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var out = ""
+        var rest = self[...]
+        while let r = rest.range(of: target) {
+            out += rest[..<r.lowerBound]
+            out += replacement
+            rest = rest[r.upperBound...]
+        }
+        return out + rest
+    }
+}
+
+extension Substring {
+    func range(of target: String) -> Range<Index>? {
+        let t = Array(target.utf8)
+        var i = startIndex
+        while i < endIndex {
+            if self[i...].utf8.starts(with: t) {
+                return i..<utf8.index(i, offsetBy: t.count)
+            }
+            i = index(after: i)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CLibUV
+import Wire
+
+/// One client connection. Loop-confined: every property is read and written on the loop thread.
+///
+/// The read buffer is raw memory owned here, bounded by the largest frame the daemon accepts;
+/// frames are decoded in place and a partial frame stays put until the rest arrives.
+final class Connection {
+    enum State {
+        /// Connected; the first frame must be HELLO.
+        case awaitingHello
+        case producer
+        case control
+        /// Closing: no more reads; the poll handle's close callback finishes it.
+        case closed
+    }
+
+    static let initialBufferBytes = 16 << 10
+
+    let id: Int
+    let fd: Int32
+    /// Allocated once, freed in the close callback (never a stored uv struct: exclusivity).
+    let poll: UnsafeMutablePointer<uv_poll_t>
+    /// From SO_PEERCRED.
+    let peerPID: Int32
+    let peerUID: UInt32
+    var state = State.awaitingHello
+    var hello: Hello?
+    var decoder: FrameDecoder
+    /// Number the next data record on this connection takes.
+    var nextSeq: UInt64 = 1
+    var session: SessionID?
+    var rank: Int32 = 0
+    /// Connection key id → daemon-wide key index.
+    var keys: [UInt32: Int32] = [:]
+    /// This connection's producer sent RUN_END for its current run.
+    var sentRunEnd = false
+    /// A frame number received here that still has to be reported to the writer.
+    var unmarkedSeq = false
+
+    // Counters for status.
+    var records: UInt64 = 0
+    var bytesIn: UInt64 = 0
+
+    // Read buffer [start, end) within capacity.
+    var buffer: UnsafeMutableRawPointer
+    var capacity: Int
+    var start = 0
+    var end = 0
+
+    // Output: frames waiting for the socket, and an acknowledgement folded in last.
+    var out: [UInt8] = []
+    var pendingAck: UInt64?
+    /// Events the poll handle is started with (UV_READABLE / UV_WRITABLE).
+    var pollEvents: Int32 = 0
+
+    init(id: Int, fd: Int32, loop: UnsafeMutablePointer<uv_loop_t>, pid: Int32, uid: UInt32, limits: WireLimits) {
+        self.id = id
+        self.fd = fd
+        peerPID = pid
+        peerUID = uid
+        decoder = FrameDecoder(limits: limits)
+        poll = .allocate(capacity: 1)
+        uv_poll_init(loop, poll, fd)
+        capacity = Connection.initialBufferBytes
+        buffer = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    var bufferedBytes: Int { end - start }
+
+    /// Makes room for at least `needed` bytes of one frame at the buffer's start; bounded by
+    /// the frame limit checked by the decoder before this is called.
+    func reserve(frameBytes needed: Int) {
+        if start > 0 {
+            if end > start { memmove(buffer, buffer + start, end - start) }
+            end -= start
+            start = 0
+        }
+        if needed > capacity {
+            let bigger = UnsafeMutableRawPointer.allocate(byteCount: needed, alignment: 16)
+            bigger.copyMemory(from: buffer, byteCount: end)
+            buffer.deallocate()
+            buffer = bigger
+            capacity = needed
+        }
+    }
+
+    /// After a big frame, go back to a small buffer so idle connections stay cheap.
+    func shrinkIfIdle() {
+        guard start == end, capacity > 4 * Connection.initialBufferBytes else { return }
+        buffer.deallocate()
+        capacity = Connection.initialBufferBytes
+        buffer = .allocate(byteCount: capacity, alignment: 16)
+        start = 0
+        end = 0
+    }
+}

@@ -1,0 +1,250 @@
+import Wire
+
+/// Routing decoded records: handshake, numbering and de-duplication, runs and their ends.
+/// Loop-confined, like the rest of `Server`.
+extension Server {
+    func handle(_ record: Record, on conn: Connection) {
+        if case .hello(let hello) = record {
+            guard conn.state == .awaitingHello else {
+                return protocolError(conn, code: .protocolViolation, message: "second HELLO on one connection")
+            }
+            return greet(conn, hello)
+        }
+        switch conn.state {
+        case .awaitingHello:
+            protocolError(conn, code: .protocolViolation, message: "first frame must be HELLO, got kind \(record.kind)")
+        case .control:
+            guard case .controlRequest(let request) = record else {
+                return protocolError(conn, code: .protocolViolation, message: "control connections send CONTROL_REQUEST only")
+            }
+            handleControl(request, on: conn)
+        case .producer:
+            if record.isNumbered {
+                numbered(record, on: conn)
+            } else {
+                connectionFrame(record, on: conn)
+            }
+        case .closed:
+            break
+        }
+    }
+
+    private func greet(_ conn: Connection, _ hello: Hello) {
+        conn.hello = hello
+        if hello.minor > WireProtocol.minorVersion { conn.decoder.skipUnknownKinds = true }
+        switch hello.role {
+        case .control:
+            conn.state = .control
+            send(.welcome(Welcome(durableThrough: 0, maxFrameBytes: UInt32(config.maxFrameBytes), daemonVersion: Server.version)), to: conn)
+        case .producer:
+            conn.state = .producer
+            conn.session = hello.session
+            conn.nextSeq = hello.firstSeq
+            var state = sessions[hello.session] ?? SessionState(run: nil, received: 0, durable: 0)
+            if let old = state.connection, old != conn.id, let previous = connections[old] {
+                state.connection = nil
+                sessions[hello.session] = state
+                closeConnection(previous, reason: "session resumed on connection \(conn.id)")
+                state = sessions[hello.session] ?? state
+            }
+            state.connection = conn.id
+            if let runIndex = state.run, let run = runs[runIndex] {
+                conn.rank = rankOf(hello.session, in: run)
+                if state.end == .vanished {
+                    // A producer of a run marked crashed (or waiting for its producers) is back.
+                    state.end = nil
+                    if run.status != "running" {
+                        run.status = "running"
+                        enqueue(.reopen(run: runIndex))
+                    }
+                }
+                run.graceDeadline = nil
+            }
+            sessions[hello.session] = state
+            send(.welcome(Welcome(durableThrough: state.durable, maxFrameBytes: UInt32(config.maxFrameBytes), daemonVersion: Server.version)), to: conn)
+        }
+    }
+
+    private func rankOf(_ session: SessionID, in run: RunState) -> Int32 { ranks[session] ?? 0 }
+
+    /// Frames that are not numbered: METRIC_KEY, FLUSH.
+    private func connectionFrame(_ record: Record, on conn: Connection) {
+        switch record {
+        case .metricKey(let key):
+            guard let session = conn.session, let run = sessions[session]?.run else {
+                return protocolError(conn, code: .protocolViolation, message: "METRIC_KEY before RUN_START")
+            }
+            let index = allocateKeyIndex()
+            conn.keys[key.id] = index
+            enqueue(.defineKey(key: index, run: run, key, rank: conn.rank))
+        case .flush(let token):
+            guard let session = conn.session else { return }
+            markReceived(conn)
+            newBarrier(.producer(connection: conn.id, token: token, session: session))
+        case .unknown:
+            break
+        default:
+            protocolError(conn, code: .protocolViolation, message: "unexpected frame kind \(record.kind) from a producer")
+        }
+    }
+
+    private func numbered(_ record: Record, on conn: Connection) {
+        guard let session = conn.session, var state = sessions[session] else { return }
+        let seq = conn.nextSeq
+        conn.nextSeq += 1
+        if seq <= state.received {
+            duplicatesSkipped += 1
+            return  // already received before a reconnect or restart: never written twice
+        }
+        if seq != state.received + 1, state.received > 0 {
+            log.limited(.warning, key: "gap", "session \(session): frames \(state.received + 1)…\(seq - 1) never arrived")
+        }
+        state.received = seq
+        sessions[session] = state
+        conn.unmarkedSeq = true
+        conn.records += 1
+        totalRecords += 1
+
+        if case .runStart(let start) = record {
+            return startRun(start, conn: conn, session: session)
+        }
+        guard let runIndex = state.run, let run = runs[runIndex] else {
+            return protocolError(conn, code: .protocolViolation, message: "data record before RUN_START")
+        }
+        run.records += 1
+        switch record {
+        case .metric(let m):
+            guard let key = conn.keys[m.keyID] else {
+                return protocolError(conn, code: .protocolViolation, message: "metric key id \(m.keyID) was never defined")
+            }
+            enqueue(.metric(key: key, m))
+        case .metricBatch(let ms):
+            for m in ms {
+                guard let key = conn.keys[m.keyID] else {
+                    return protocolError(conn, code: .protocolViolation, message: "metric key id \(m.keyID) was never defined")
+                }
+                enqueue(.metric(key: key, m))
+            }
+            totalRecords += UInt64(max(0, ms.count - 1))
+            conn.records += UInt64(max(0, ms.count - 1))
+        case .log(let line):
+            enqueue(.log(run: runIndex, rank: conn.rank, line))
+        case .params(let value):
+            enqueue(.params(run: runIndex, value))
+        case .drops(let total):
+            state.dropped = total
+            sessions[session] = state
+            enqueue(.drops(run: runIndex, session: session, total: total))
+        case .runEnd(let end):
+            conn.sentRunEnd = true
+            sessions[session]?.end = .sent(end.status)
+            markReceived(conn)
+            enqueue(.producerEnded(run: runIndex, session: session, .sent(end.status)))
+            endRunIfDone(run)
+        case .artifact, .modelInfo, .modelVersion, .dataset:
+            enqueue(.record(run: runIndex, session: session, record))
+        default:
+            break  // .unknown numbered kinds from a newer minor version: counted, skipped
+        }
+    }
+
+    private func startRun(_ start: RunStart, conn: Connection, session: SessionID) {
+        var start = start
+        if start.startTime == 0 { start.startTime = Posix.realtimeNanos() }
+        let run: RunState
+        if let existing = runsByID[start.runID], existing.status == "running" || existing.sessions.contains(session) {
+            run = existing
+        } else {
+            run = RunState(index: allocateRunIndex(), runID: start.runID, experiment: start.experiment, name: start.name)
+            runsByID[start.runID] = run
+            runs[run.index] = run
+        }
+        if let previous = sessions[session]?.run, previous != run.index, let old = runs[previous] {
+            old.sessions.remove(session)
+        }
+        run.sessions.insert(session)
+        sessions[session]?.run = run.index
+        sessions[session]?.end = nil
+        ranks[session] = start.rank
+        conn.rank = start.rank
+        conn.sentRunEnd = false
+        if run.status != "running" {
+            run.status = "running"
+            enqueue(.reopen(run: run.index))
+        }
+        let info = ProducerInfo(
+            session: session, pid: conn.peerPID, uid: conn.peerUID, clientName: conn.hello?.clientName ?? "",
+            clientVersion: conn.hello?.clientVersion ?? "", start: start)
+        enqueue(.join(run: run.index, info))
+        markReceived(conn)
+    }
+
+    /// Tells the writer how far this connection's session has been handed over.
+    func markReceived(_ conn: Connection) {
+        guard conn.unmarkedSeq, let session = conn.session, let state = sessions[session], let run = state.run else { return }
+        conn.unmarkedSeq = false
+        enqueue(.mark(run: run, session: session, seq: state.received))
+    }
+
+    /// A producer's connection closed.
+    func producerLeft(_ conn: Connection, _ session: SessionID) {
+        guard var state = sessions[session], state.connection == conn.id else { return }
+        state.connection = nil
+        markReceived(conn)
+        guard let runIndex = state.run, let run = runs[runIndex] else {
+            sessions.removeValue(forKey: session)
+            return
+        }
+        if state.end == nil {
+            state.end = .vanished
+            enqueue(.producerEnded(run: runIndex, session: session, .vanished))
+        }
+        sessions[session] = state
+        endRunIfDone(run)
+    }
+
+    /// A run ends when every producer has sent RUN_END or gone.
+    func endRunIfDone(_ run: RunState) {
+        guard run.status == "running" else { return }
+        var ends: [ProducerEnd] = []
+        for s in run.sessions {
+            guard let state = sessions[s] else { continue }
+            if state.connection != nil && state.end != .vanished {
+                guard let end = state.end else { return }  // still logging
+                ends.append(end)
+            } else {
+                if state.end == nil, run.graceDeadline != nil { return }  // may still come back after a restart
+                ends.append(state.end ?? .vanished)
+            }
+        }
+        let status: String =
+            if ends.contains(.vanished) { "crashed" }
+            else if ends.contains(.sent(.failed)) { "failed" }
+            else if ends.contains(.sent(.killed)) { "killed" }
+            else { "finished" }
+        run.status = status
+        enqueue(.runEnded(run: run.index, status: status))
+        if status != "crashed" {
+            // Finished runs are not resumable: forget them and their sessions.
+            for s in run.sessions where sessions[s]?.run == run.index && sessions[s]?.connection == nil {
+                sessions.removeValue(forKey: s)
+                ranks.removeValue(forKey: s)
+            }
+            runsByID.removeValue(forKey: run.runID)
+            runs.removeValue(forKey: run.index)
+        }
+    }
+
+    func adoptRecovered(_ recovered: RecoveredRun) {
+        let run = RunState(index: recovered.index, runID: recovered.runID, experiment: "", name: "")
+        run.directory = recovered.directory
+        run.graceDeadline = Posix.monotonicNanos() + Int64(config.resumeGraceSeconds) * 1_000_000_000
+        for (session, seq) in recovered.sessions {
+            run.sessions.insert(session)
+            sessions[session] = SessionState(run: run.index, received: seq, durable: seq, connection: nil, end: nil)
+        }
+        runsByID[recovered.runID] = run
+        runs[run.index] = run
+        reserveRunIndex(after: recovered.index)
+    }
+}

@@ -1,0 +1,524 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CLibUV
+import Wire
+
+/// The daemon's event loop: accepts clients on the Unix socket, reads into bounded
+/// per-connection buffers, decodes with Wire, routes records to runs and hands them to the
+/// writer in batches. It never writes a file, fsyncs, or renders text.
+///
+/// Threading: loop-confined, except `post(_:)` — the one door from other threads (a locked
+/// queue + `uv_async_send`), used by the writer for acknowledgements and flush completions.
+public final class Server: @unchecked Sendable {
+    public enum Lifecycle { case starting, running, draining, stopped }
+
+    public static let version = "logd 0.1.0"
+
+    struct SessionState {
+        var run: Int32?
+        /// Highest frame number received (frames up to it are skipped when resent).
+        var received: UInt64
+        /// Highest frame number durable on disk.
+        var durable: UInt64
+        var connection: Int?
+        var end: ProducerEnd?
+        var dropped: UInt64 = 0
+    }
+
+    final class RunState {
+        let index: Int32
+        let runID: String
+        let experiment: String
+        let name: String
+        var directory: String?
+        var sessions: Set<SessionID> = []
+        var records: UInt64 = 0
+        var status = "running"
+        /// Set for runs recovered at start-up: when they count as crashed if nobody returns.
+        var graceDeadline: Int64?
+
+        init(index: Int32, runID: String, experiment: String, name: String) {
+            self.index = index
+            self.runID = runID
+            self.experiment = experiment
+            self.name = name
+        }
+    }
+
+    enum BarrierWaiter {
+        case producer(connection: Int, token: UInt64, session: SessionID)
+        case control(connection: Int, requestID: UInt32, deadline: Int64, recordsAtRequest: UInt64)
+    }
+
+    let config: LogdConfig
+    let log: DaemonLog
+    let limits: WireLimits
+    private(set) var lifecycle = Lifecycle.starting
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    private var listenFD: Int32
+    private let ownsSocketPath: Bool
+    private var listenPoll: UnsafeMutablePointer<uv_poll_t>?
+    private let door: UnsafeMutablePointer<uv_async_t>
+    private let timer: UnsafeMutablePointer<uv_timer_t>
+    private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
+    var writer: Writer!
+
+    // The door (any thread → loop), under doorLock.
+    private let doorLock = ConditionLock()
+    private var doorEvents: [LoopEvent] = []
+
+    // Loop-confined state.
+    var connections: [Int: Connection] = [:]
+    var sessions: [SessionID: SessionState] = [:]
+    var runsByID: [String: RunState] = [:]
+    var runs: [Int32: RunState] = [:]
+    private var nextConnectionID = 1
+    private var nextRunIndex: Int32 = 0
+    private var nextKeyIndex: Int32 = 0
+    private var nextBarrier: UInt64 = 1
+    var barriers: [UInt64: BarrierWaiter] = [:]
+    /// Each producer session's rank, from its RUN_START.
+    var ranks: [SessionID: Int32] = [:]
+    private var batch: [WriterItem] = []
+    private var batchBytes = 0
+    private(set) var readingPaused = false
+    let startedAt = Posix.monotonicNanos()
+
+    // Counters for status.
+    var totalRecords: UInt64 = 0
+    var totalBytes: UInt64 = 0
+    var accepted = 0
+    var refused = 0
+    var malformed = 0
+    var duplicatesSkipped: UInt64 = 0
+    var rate = 0.0
+    private var rateSample: (time: Int64, records: UInt64) = (0, 0)
+
+    /// Binds the socket (or adopts `listenFD`), opens the data root and recovers unfinished runs.
+    public init(config: LogdConfig, log: DaemonLog, listenFD adopted: Int32? = nil) throws {
+        self.config = config
+        self.log = log
+        limits = WireLimits(maxFrameBytes: config.maxFrameBytes)
+        if let adopted {
+            listenFD = adopted
+            ownsSocketPath = false
+            _ = fcntl(adopted, F_SETFL, fcntl(adopted, F_GETFL) | O_NONBLOCK)
+        } else {
+            listenFD = try SocketListener.bind(path: config.socket, group: config.socketGroup)
+            ownsSocketPath = true
+        }
+        loop = .allocate(capacity: 1)
+        uv_loop_init(loop)
+        door = .allocate(capacity: 1)
+        timer = .allocate(capacity: 1)
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        uv_async_init(loop, door, c_writerDoor)
+        door.pointee.data = me
+        uv_timer_init(loop, timer)
+        timer.pointee.data = me
+        do {
+            writer = try Writer(config: config, log: log) { [unowned self] events in self.post(events) }
+        } catch {
+            close(listenFD)
+            if ownsSocketPath { unlink(config.socket) }
+            throw error
+        }
+        for run in writer.recover() { adoptRecovered(run) }
+    }
+
+    /// Runs the loop until a drain completes (SIGTERM / SIGINT / `stop()`).
+    public func run() {
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let poll = UnsafeMutablePointer<uv_poll_t>.allocate(capacity: 1)
+        uv_poll_init(loop, poll, listenFD)
+        poll.pointee.data = me
+        uv_poll_start(poll, Int32(UV_READABLE.rawValue), c_listenerReadable)
+        listenPoll = poll
+        for signum in [SIGTERM, SIGINT] {
+            let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
+            uv_signal_init(loop, h)
+            h.pointee.data = me
+            uv_signal_start(h, c_signalReceived, signum)
+            signals.append(h)
+        }
+        uv_timer_start(timer, c_maintenanceTick, 100, 100)
+        writer.start()
+        lifecycle = .running
+        rateSample = (Posix.monotonicNanos(), 0)
+        log.log(.info, "listening on \(ownsSocketPath ? config.socket : "an adopted socket"), writing runs to \(config.dataRoot)")
+        uv_run(loop, UV_RUN_DEFAULT)
+        writer.join()
+        uv_loop_close(loop)
+        lifecycle = .stopped
+        log.log(.info, "stopped")
+    }
+
+    func allocateRunIndex() -> Int32 {
+        defer { nextRunIndex += 1 }
+        return nextRunIndex
+    }
+
+    func reserveRunIndex(after index: Int32) { nextRunIndex = max(nextRunIndex, index + 1) }
+
+    func allocateKeyIndex() -> Int32 {
+        defer { nextKeyIndex += 1 }
+        return nextKeyIndex
+    }
+
+    // MARK: the door from other threads
+
+    /// Thread-safe: queues events for the loop and wakes it (sends coalesce; all are drained).
+    func post(_ events: [LoopEvent]) {
+        doorLock.withLock { doorEvents += events }
+        uv_async_send(door)
+    }
+
+    func drainDoor() {
+        var events: [LoopEvent] = []
+        doorLock.withLock { swap(&events, &doorEvents) }
+        for event in events {
+            switch event {
+            case .durable(let marks):
+                for (session, seq) in marks { acknowledge(session, seq) }
+            case .barrierDone(let id, let error):
+                completeBarrier(id, error: error)
+            case .runOpened(let index, let directory):
+                runs[index]?.directory = directory
+            case .queueDrained:
+                resumeReadingIfDrained()
+            case .stopped:
+                finishStop()
+            }
+        }
+    }
+
+    // MARK: accepting
+
+    func acceptReady(status: Int32) {
+        guard lifecycle == .running || lifecycle == .starting else { return }
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            if fd >= 0 {
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            }
+            if fd < 0 {
+                if errno == EINTR { continue }
+                if errno != EAGAIN && errno != EWOULDBLOCK {
+                    log.limited(.warning, key: "accept", "accept: \(SystemError("accept"))")
+                }
+                return
+            }
+            let (pid, uid) = SocketListener.peerCredentials(fd)
+            if connections.count >= config.maxConnections {
+                refused += 1
+                var out: [UInt8] = []
+                try? FrameEncoder().encode(.error(ErrorReport(code: .refused, message: "too many connections")), into: &out)
+                _ = out.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+                close(fd)
+                log.limited(.warning, key: "refused", "refused a connection from pid \(pid): max_connections reached")
+                continue
+            }
+            let conn = Connection(id: nextConnectionID, fd: fd, loop: loop, pid: pid, uid: uid, limits: limits)
+            nextConnectionID += 1
+            accepted += 1
+            connections[conn.id] = conn
+            conn.poll.pointee.data = Unmanaged.passRetained(ConnectionBox(conn, self)).toOpaque()
+            setPoll(conn, readable: !readingPaused)
+        }
+    }
+
+    func setPoll(_ conn: Connection, readable: Bool) {
+        guard conn.state != .closed else { return }
+        var events: Int32 = 0
+        if readable { events |= Int32(UV_READABLE.rawValue) }
+        if !conn.out.isEmpty || conn.pendingAck != nil { events |= Int32(UV_WRITABLE.rawValue) }
+        guard events != conn.pollEvents else { return }
+        conn.pollEvents = events
+        if events == 0 { uv_poll_stop(conn.poll) } else { uv_poll_start(conn.poll, events, c_connectionEvent) }
+    }
+
+    // MARK: reading
+
+    func connectionEvent(_ conn: Connection, status: Int32, events: Int32) {
+        if status < 0 {
+            closeConnection(conn, reason: "poll error \(status)")
+            return
+        }
+        if events & Int32(UV_WRITABLE.rawValue) != 0 { flushOutput(conn) }
+        if events & Int32(UV_READABLE.rawValue) != 0 { readAvailable(conn, budget: 1 << 20) }
+        flushBatch()
+    }
+
+    /// Reads until EAGAIN or `budget` bytes, decoding frames as they complete.
+    func readAvailable(_ conn: Connection, budget: Int) {
+        var budget = budget
+        while budget > 0, conn.state != .closed, !readingPaused || lifecycle == .draining {
+            if conn.end == conn.capacity { conn.reserve(frameBytes: conn.capacity) }
+            let n = recv(conn.fd, conn.buffer + conn.end, conn.capacity - conn.end, Int32(MSG_DONTWAIT))
+            if n > 0 {
+                conn.end += n
+                conn.bytesIn += UInt64(n)
+                totalBytes += UInt64(n)
+                budget -= n
+                decodeFrames(conn)
+                continue
+            }
+            if n == 0 {
+                decodeFrames(conn)
+                if conn.state != .closed {
+                    if conn.bufferedBytes > 0 {
+                        malformed += 1
+                        log.limited(.warning, key: "eof-\(conn.id % 16)",
+                            "connection \(conn.id) (pid \(conn.peerPID)) closed inside a frame (\(conn.bufferedBytes) bytes)")
+                    }
+                    closeConnection(conn, reason: nil)
+                }
+                return
+            }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return }
+            closeConnection(conn, reason: "recv: \(SystemError("recv"))")
+            return
+        }
+    }
+
+    private func decodeFrames(_ conn: Connection) {
+        while conn.state != .closed {
+            let available = UnsafeRawBufferPointer(start: conn.buffer + conn.start, count: conn.bufferedBytes)
+            let decoded: (record: Record, consumed: Int)?
+            do {
+                decoded = try conn.decoder.decode(available)
+            } catch {
+                protocolError(conn, code: .malformedFrame, message: error.description, wire: error)
+                return
+            }
+            guard let (record, consumed) = decoded else {
+                // Need more: make sure the whole announced frame fits.
+                if let length = try? conn.decoder.frameLength(available) {
+                    let total = WireProtocol.lengthPrefixBytes + length
+                    if total > conn.capacity - conn.start { conn.reserve(frameBytes: total) }
+                }
+                break
+            }
+            conn.start += consumed
+            handle(record, on: conn)
+        }
+        if conn.start == conn.end {
+            conn.start = 0
+            conn.end = 0
+            conn.shrinkIfIdle()
+        }
+        markReceived(conn)
+    }
+
+    func protocolError(_ conn: Connection, code: ErrorCode, message: String, wire: WireError? = nil) {
+        malformed += 1
+        if case .unsupportedVersion? = wire { refused += 1 }
+        let errorCode: ErrorCode = if case .unsupportedVersion? = wire { .unsupportedVersion } else { code }
+        log.limited(.warning, key: "bad-frame",
+            "closing connection \(conn.id) (pid \(conn.peerPID), uid \(conn.peerUID)): \(message)")
+        send(.error(ErrorReport(code: errorCode, message: message)), to: conn)
+        closeConnection(conn, reason: nil)
+    }
+
+    // MARK: writing to clients
+
+    func send(_ record: Record, to conn: Connection) {
+        guard conn.state != .closed || record.kind == FrameKind.error.rawValue else { return }
+        try? FrameEncoder().encode(record, into: &conn.out)
+        flushOutput(conn)
+    }
+
+    func flushOutput(_ conn: Connection) {
+        if conn.out.isEmpty, let ack = conn.pendingAck {
+            try? FrameEncoder().encode(.ack(durableThrough: ack), into: &conn.out)
+            conn.pendingAck = nil
+        }
+        while !conn.out.isEmpty {
+            let n = conn.out.withUnsafeBytes { Glibc.send(conn.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            if n > 0 {
+                conn.out.removeFirst(n)
+                if conn.out.isEmpty, let ack = conn.pendingAck {
+                    try? FrameEncoder().encode(.ack(durableThrough: ack), into: &conn.out)
+                    conn.pendingAck = nil
+                }
+                continue
+            }
+            if n < 0, errno == EINTR { continue }
+            if n < 0, errno == EAGAIN || errno == EWOULDBLOCK { break }
+            // The peer is gone; reading will see it.
+            conn.out.removeAll()
+            conn.pendingAck = nil
+            break
+        }
+        if conn.out.count > 8 << 20 {
+            closeConnection(conn, reason: "client does not read its replies")
+            return
+        }
+        setPoll(conn, readable: !readingPaused || lifecycle == .draining)
+    }
+
+    // MARK: batching to the writer
+
+    func enqueue(_ item: WriterItem) {
+        batch.append(item)
+        batchBytes += item.weight
+        if batch.count >= 4096 { flushBatch() }
+    }
+
+    func flushBatch() {
+        guard !batch.isEmpty else { return }
+        let queued = writer.enqueue(batch, bytes: batchBytes)
+        batch.removeAll(keepingCapacity: true)
+        batchBytes = 0
+        if queued > config.writerQueueBytes, !readingPaused, lifecycle == .running { pauseReading() }
+    }
+
+    private func pauseReading() {
+        readingPaused = true
+        log.limited(.info, key: "backpressure", "writer queue above \(config.writerQueueBytes) bytes: reading paused")
+        for conn in connections.values { setPoll(conn, readable: false) }
+    }
+
+    func resumeReadingIfDrained() {
+        guard readingPaused, writer.queuedBytes <= config.writerQueueBytes / 2 else { return }
+        readingPaused = false
+        for conn in connections.values { setPoll(conn, readable: true) }
+    }
+
+    // MARK: closing
+
+    func closeConnection(_ conn: Connection, reason: String?) {
+        guard conn.state != .closed else { return }
+        if let reason { log.limited(.info, key: "close-\(reason.prefix(12))", "connection \(conn.id): \(reason)") }
+        let wasProducer = conn.state == .producer
+        if !conn.out.isEmpty { flushOutput(conn) }
+        conn.state = .closed
+        uv_poll_stop(conn.poll)
+        uv_close(UnsafeMutableRawPointer(conn.poll).assumingMemoryBound(to: uv_handle_t.self), c_connectionClosed)
+        connections.removeValue(forKey: conn.id)
+        // A drain leaves runs resumable: their producers are alive and will reconnect.
+        if wasProducer, lifecycle != .draining, let session = conn.session { producerLeft(conn, session) }
+        for (id, waiter) in barriers {
+            switch waiter {
+            case .producer(let c, _, _) where c == conn.id: barriers.removeValue(forKey: id)
+            case .control(let c, _, _, _) where c == conn.id: barriers.removeValue(forKey: id)
+            default: break
+            }
+        }
+        flushBatch()
+    }
+
+    func connectionClosed(_ conn: Connection) {
+        close(conn.fd)
+    }
+
+    // MARK: acknowledgements and barriers
+
+    private func acknowledge(_ session: SessionID, _ seq: UInt64) {
+        guard var s = sessions[session] else { return }
+        s.durable = max(s.durable, seq)
+        sessions[session] = s
+        if let id = s.connection, let conn = connections[id] {
+            conn.pendingAck = s.durable
+            flushOutput(conn)
+        }
+    }
+
+    func newBarrier(_ waiter: BarrierWaiter) {
+        let id = nextBarrier
+        nextBarrier += 1
+        barriers[id] = waiter
+        enqueue(.barrier(id))
+        flushBatch()
+    }
+
+    private func completeBarrier(_ id: UInt64, error: String?) {
+        guard let waiter = barriers.removeValue(forKey: id) else { return }
+        switch waiter {
+        case .producer(let c, let token, let session):
+            guard let conn = connections[c] else { return }
+            let durable = sessions[session]?.durable ?? 0
+            send(.flushDone(FlushDone(token: token, status: error == nil ? .ok : .failed, durableThrough: durable)), to: conn)
+        case .control(let c, let requestID, _, let recordsAtRequest):
+            guard let conn = connections[c] else { return }
+            if let error {
+                send(.controlReply(ControlReply(requestID: requestID, status: .failed, body: ["error": .string(error)])), to: conn)
+            } else {
+                let body: Value = ["records_written": .int(Int64(clamping: recordsAtRequest)), "durable": true]
+                send(.controlReply(ControlReply(requestID: requestID, status: .ok, body: body)), to: conn)
+            }
+        }
+    }
+
+    // MARK: maintenance
+
+    func tick() {
+        let now = Posix.monotonicNanos()
+        resumeReadingIfDrained()
+        let elapsed = Double(now - rateSample.time) / 1e9
+        if elapsed >= 1 {
+            rate = Double(totalRecords - rateSample.records) / elapsed
+            rateSample = (now, totalRecords)
+        }
+        for (id, waiter) in barriers {
+            guard case .control(let c, let requestID, let deadline, _) = waiter, now >= deadline else { continue }
+            barriers.removeValue(forKey: id)
+            if let conn = connections[c] {
+                let body: Value = ["error": "flush did not complete within its timeout"]
+                send(.controlReply(ControlReply(requestID: requestID, status: .timedOut, body: body)), to: conn)
+            }
+        }
+        for run in runs.values {
+            guard let deadline = run.graceDeadline, now >= deadline else { continue }
+            run.graceDeadline = nil
+            if !run.sessions.contains(where: { sessions[$0]?.connection != nil }) {
+                log.log(.info, "run \(run.directory ?? run.runID): no producer came back; marking it crashed")
+                for s in run.sessions where sessions[s]?.end == nil {
+                    sessions[s]?.end = .vanished
+                    enqueue(.producerEnded(run: run.index, session: s, .vanished))
+                }
+                endRunIfDone(run)
+            }
+        }
+        flushBatch()
+    }
+
+    // MARK: shutdown
+
+    func signalReceived(_ signum: Int32) {
+        log.log(.info, "signal \(signum): draining")
+        stop()
+    }
+
+    /// Begins a drain: stop accepting, read what clients already sent, write and fsync it,
+    /// close files, remove the socket, stop the loop. Runs stay resumable.
+    public func stop() {
+        guard lifecycle == .running else { return }
+        lifecycle = .draining
+        if let poll = listenPoll {
+            uv_poll_stop(poll)
+            uv_close(UnsafeMutableRawPointer(poll).assumingMemoryBound(to: uv_handle_t.self), c_serverHandleClosed)
+            listenPoll = nil
+        }
+        close(listenFD)
+        if ownsSocketPath { unlink(config.socket) }
+        for conn in connections.values { readAvailable(conn, budget: .max) }
+        flushBatch()
+        for conn in Array(connections.values) { closeConnection(conn, reason: nil) }
+        writer.enqueue([.shutdown], bytes: 0)
+    }
+
+    private func finishStop() {
+        for h in signals {
+            uv_signal_stop(h)
+            uv_close(UnsafeMutableRawPointer(h).assumingMemoryBound(to: uv_handle_t.self), c_serverHandleClosed)
+        }
+        signals.removeAll()
+        uv_timer_stop(timer)
+        uv_close(UnsafeMutableRawPointer(timer).assumingMemoryBound(to: uv_handle_t.self), c_serverHandleClosed)
+        uv_close(UnsafeMutableRawPointer(door).assumingMemoryBound(to: uv_handle_t.self), c_serverHandleClosed)
+    }
+}

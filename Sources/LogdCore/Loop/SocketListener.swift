@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Creates the listening Unix socket safely.
+///
+/// The socket lives in a directory logd owns with mode 0700 (0750 with a group), and is created
+/// with mode 0600 (0660 with a group) from the first instant (umask around bind). A socket file
+/// left by a crashed daemon (connect refused) is replaced; a live daemon makes this one refuse.
+enum SocketListener {
+    struct StartupError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func groupID(_ name: String) throws(StartupError) -> gid_t {
+        if let n = gid_t(name) { return n }
+        var gr = group()
+        var result: UnsafeMutablePointer<group>?
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getgrnam_r(name, &gr, &buf, buf.count, &result) == 0, result != nil else {
+            throw StartupError(description: "socket_group '\(name)' does not exist")
+        }
+        return gr.gr_gid
+    }
+
+    static func bind(path: String, group: String) throws(StartupError) -> Int32 {
+        let gid: gid_t? = group.isEmpty ? nil : try groupID(group)
+        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !dir.isEmpty {
+            do { try Posix.makeDirectories(dir, mode: gid == nil ? 0o700 : 0o750) } catch {
+                throw StartupError(description: "cannot create socket directory: \(error)")
+            }
+            var st = stat()
+            guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+                throw StartupError(description: "socket directory \(dir) is not a directory")
+            }
+            if st.st_uid == getuid() {
+                let mode: mode_t = gid == nil ? 0o700 : 0o750
+                if let gid, st.st_gid != gid, chown(dir, st.st_uid, gid) != 0 {
+                    throw StartupError(description: "cannot give \(dir) to group \(group): \(SystemError("chown"))")
+                }
+                if st.st_mode & 0o777 != mode, chmod(dir, mode) != 0 {
+                    throw StartupError(description: "cannot set mode of \(dir): \(SystemError("chmod"))")
+                }
+            }
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else {
+                throw StartupError(description: "\(path) exists and is not a socket; not touching it")
+            }
+            if isLive(path) {
+                throw StartupError(description: "another logd is already running on \(path)")
+            }
+            unlink(path)  // stale: left by a daemon that crashed
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw StartupError(description: "\(SystemError("socket"))") }
+        var addr = try address(path)
+        let old = umask(0o177)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(old)
+        guard rc == 0 else {
+            let e = SystemError("bind", path: path)
+            close(fd)
+            throw StartupError(description: "\(e)")
+        }
+        if let gid {
+            guard chown(path, getuid(), gid) == 0, chmod(path, 0o660) == 0 else {
+                let e = SystemError("chown/chmod", path: path)
+                close(fd)
+                throw StartupError(description: "\(e)")
+            }
+        }
+        guard listen(fd, 1024) == 0 else {
+            let e = SystemError("listen")
+            close(fd)
+            throw StartupError(description: "\(e)")
+        }
+        return fd
+    }
+
+    static func address(_ path: String) throws(StartupError) -> sockaddr_un {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw StartupError(description: "socket path too long (\(bytes.count) bytes, limit 107): \(path)")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        return addr
+    }
+
+    /// Whether a daemon answers on `path` (connect succeeds).
+    static func isLive(_ path: String) -> Bool {
+        guard var addr = try? address(path) else { return false }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return rc == 0
+    }
+
+    /// The peer's pid and uid as the kernel knows them.
+    static func peerCredentials(_ fd: Int32) -> (pid: Int32, uid: UInt32) {
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (hidden behind _GNU_SOURCE in Glibc's headers)
+        var cred: (pid: Int32, uid: UInt32, gid: UInt32) = (0, .max, .max)
+        var len = socklen_t(12)
+        if getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 { return (cred.pid, cred.uid) }
+        return (0, UInt32.max)
+    }
+}

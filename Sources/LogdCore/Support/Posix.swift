@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A failed system call: its name and errno, translated to text in one place.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public let call: String
+    public let errno: Int32
+    public let path: String?
+
+    public init(_ call: String, errno: Int32 = Glibc.errno, path: String? = nil) {
+        self.call = call
+        self.errno = errno
+        self.path = path
+    }
+
+    public var description: String {
+        let reason = String(cString: strerror(errno))
+        if let path { return "\(call)(\(path)): \(reason)" }
+        return "\(call): \(reason)"
+    }
+}
+
+enum Posix {
+    /// Writes all of `bytes` to `fd`, retrying on EINTR and short writes.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("write")
+            }
+            offset += n
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
+        let r = bytes.withUnsafeBytes { raw in Result { () throws(SystemError) in try writeAll(fd, raw) } }
+        try r.get()
+    }
+
+    static func fsyncOrThrow(_ fd: Int32) throws(SystemError) {
+        if fsync(fd) != 0 { throw SystemError("fsync") }
+    }
+
+    /// Opens a directory below `dirfd` without following a symlink at the last component.
+    static func openDirectory(_ dirfd: Int32, _ name: String) throws(SystemError) -> Int32 {
+        let fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 { throw SystemError("open", path: name) }
+        return fd
+    }
+
+    /// Creates (if missing) and opens a directory below `dirfd`; never follows a symlink.
+    static func makeDirectory(_ dirfd: Int32, _ name: String, mode: mode_t = 0o755) throws(SystemError) -> Int32 {
+        if mkdirat(dirfd, name, mode) != 0, errno != EEXIST { throw SystemError("mkdir", path: name) }
+        return try openDirectory(dirfd, name)
+    }
+
+    /// `mkdir -p` for an absolute or relative path given by the operator (config), not a client.
+    static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, mode) != 0, errno != EEXIST { throw SystemError("mkdir", path: current) }
+        }
+    }
+
+    /// Reads a whole small file below `dirfd` (no symlinks followed); nil if it does not exist.
+    static func readFile(_ dirfd: Int32, _ name: String) throws(SystemError) -> [UInt8]? {
+        let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw SystemError("open", path: name)
+        }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read", path: name)
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+
+    /// Replaces `name` in `dirfd` atomically: temp file, fsync, rename, directory fsync.
+    /// A crash leaves the old file or the new one, never half of one.
+    static func replaceFile(_ dirfd: Int32, _ name: String, _ bytes: [UInt8], sync: Bool = true) throws(SystemError) {
+        let temp = ".\(name).tmp"
+        let fd = openat(dirfd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if fd < 0 { throw SystemError("open", path: temp) }
+        do {
+            try writeAll(fd, bytes)
+            if sync { try fsyncOrThrow(fd) }
+        } catch {
+            close(fd)
+            unlinkat(dirfd, temp, 0)
+            throw error
+        }
+        close(fd)
+        if renameat(dirfd, temp, dirfd, name) != 0 { throw SystemError("rename", path: name) }
+        if sync { try fsyncOrThrow(dirfd) }
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    static func realtimeNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    /// Nanoseconds on the monotonic clock.
+    static func monotonicNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}

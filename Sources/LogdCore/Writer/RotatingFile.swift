@@ -1,0 +1,131 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// An append-only text file that rotates by size: `main.log` is always the live segment, and
+/// rotation renames it to the next numbered segment (`main.000001.log`, `main.000002.log`, …)
+/// and opens a fresh `main.log`. Never copytruncate, so a line is never lost or duplicated.
+///
+/// Writer-confined. Lines are gathered in a user-space buffer and written by `drain()`.
+final class RotatingFile {
+    let dirfd: Int32
+    let stem: String
+    let ext: String
+    /// Written at the top of every segment (the CSV header); empty for plain text.
+    let header: [UInt8]
+    let rotateBytes: Int
+    /// Rotated segments to keep (0: all).
+    let keepSegments: Int
+
+    private(set) var fd: Int32 = -1
+    /// Number of rotated segments so far: the live file becomes segment `rotated + 1` next.
+    private(set) var rotated: Int = 0
+    /// Bytes in the live file, including what is buffered.
+    private(set) var size: Int = 0
+    /// Lines not yet handed to write().
+    var buffer: [UInt8] = []
+    /// Whether bytes were written since the last fsync.
+    private(set) var dirty = false
+
+    var liveName: String { "\(stem).\(ext)" }
+    func segmentName(_ n: Int) -> String {
+        let digits = String(n)
+        return "\(stem).\(String(repeating: "0", count: max(0, 6 - digits.count)))\(digits).\(ext)"
+    }
+
+    init(dirfd: Int32, stem: String, ext: String, header: [UInt8], rotateBytes: Int, keepSegments: Int) {
+        self.dirfd = dirfd
+        self.stem = stem
+        self.ext = ext
+        self.header = header
+        self.rotateBytes = rotateBytes
+        self.keepSegments = keepSegments
+        buffer.reserveCapacity(256 << 10)
+    }
+
+    /// Opens the live file, first undoing anything written after the checkpoint
+    /// (`rotated` segments, `offset` bytes in the live file): segments rotated after it are
+    /// folded back, and the live file is cut to `offset`. With no checkpoint, a fresh file.
+    func open(checkpoint: (rotated: Int, offset: Int)?) throws(SystemError) {
+        if let cp = checkpoint {
+            // A rotation after the checkpoint renamed the checkpointed live file to segment cp.rotated+1.
+            let next = segmentName(cp.rotated + 1)
+            var st = stat()
+            if fstatat(dirfd, next, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+                var n = cp.rotated + 2
+                while fstatat(dirfd, segmentName(n), &st, AT_SYMLINK_NOFOLLOW) == 0 {
+                    unlinkat(dirfd, segmentName(n), 0)
+                    n += 1
+                }
+                if renameat(dirfd, next, dirfd, liveName) != 0 { throw SystemError("rename", path: next) }
+            }
+            fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if fd < 0 { throw SystemError("open", path: liveName) }
+            if ftruncate(fd, off_t(cp.offset)) != 0 { throw SystemError("ftruncate", path: liveName) }
+            rotated = cp.rotated
+            size = cp.offset
+            if size == 0, !header.isEmpty {
+                buffer.append(contentsOf: header)
+                size = header.count
+            }
+        } else {
+            fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if fd < 0 { throw SystemError("open", path: liveName) }
+            rotated = 0
+            buffer.append(contentsOf: header)
+            size = header.count
+        }
+        dirty = true
+    }
+
+    /// Call after appending one whole line to `buffer` (and adding its bytes to `size`):
+    /// rotates when the live file has reached the limit, so lines never straddle segments.
+    @inline(__always)
+    func lineAppended(_ bytes: Int) throws(SystemError) {
+        size += bytes
+        if size >= rotateBytes { try rotate() }
+        else if buffer.count >= 256 << 10 { try drain() }
+    }
+
+    /// Hands the buffered lines to the kernel.
+    func drain() throws(SystemError) {
+        guard !buffer.isEmpty else { return }
+        try Posix.writeAll(fd, buffer)
+        buffer.removeAll(keepingCapacity: true)
+        dirty = true
+    }
+
+    func sync() throws(SystemError) {
+        try drain()
+        if dirty {
+            try Posix.fsyncOrThrow(fd)
+            dirty = false
+        }
+    }
+
+    func rotate() throws(SystemError) {
+        try drain()
+        try Posix.fsyncOrThrow(fd)
+        close(fd)
+        fd = -1
+        let segment = segmentName(rotated + 1)
+        if renameat(dirfd, liveName, dirfd, segment) != 0 { throw SystemError("rename", path: segment) }
+        rotated += 1
+        if keepSegments > 0, rotated > keepSegments {
+            unlinkat(dirfd, segmentName(rotated - keepSegments), 0)
+        }
+        fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if fd < 0 { throw SystemError("open", path: liveName) }
+        buffer.append(contentsOf: header)
+        size = header.count
+        dirty = true
+    }
+
+    func closeFile() {
+        if fd >= 0 {
+            try? sync()
+            close(fd)
+            fd = -1
+        }
+    }
+}

@@ -1,0 +1,293 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Wire
+
+/// One run's directory and open files. Writer-confined: only the writer thread touches it.
+///
+/// Files: `main.log` and `metrics.csv` (rotating), `run.yaml` (identity and lifecycle, replaced
+/// atomically), and `.logd-checkpoint`: the state a restart resumes from (file lengths and each
+/// session's last frame number at the last durability point, all replaced atomically together).
+final class RunFiles {
+    static let checkpointName = ".logd-checkpoint"
+    static let metricsHeader = Array("time,step,context,key,value,rank,source\n".utf8)
+
+    struct Producer {
+        var info: ProducerInfo
+        var status: String = "running"
+        var dropped: UInt64 = 0
+        var durableSeq: UInt64 = 0
+        var receivedSeq: UInt64 = 0
+    }
+
+    let index: Int32
+    let runID: String
+    /// Path relative to the data root: `<experiment>/<stamp>_<name>`.
+    let directory: String
+    let dirfd: Int32
+    let identity: RunStart
+    var producers: [Producer] = []
+    var status = "running"
+    var endTime: Int64?
+    var params: Value = .map([])
+    var extras: [Value] = []
+    var metricCount: UInt64 = 0
+    var logCount: UInt64 = 0
+    let log: RotatingFile
+    let metrics: RotatingFile
+    var isOpen = true
+    /// Something changed since the last run.yaml.
+    var snapshotStale = true
+    var lastSnapshot: Int64 = 0
+    /// Something was written since the last durability point.
+    var needsDurability = true
+
+    private init(index: Int32, runID: String, directory: String, dirfd: Int32, identity: RunStart, config: LogdConfig) {
+        self.index = index
+        self.runID = runID
+        self.directory = directory
+        self.dirfd = dirfd
+        self.identity = identity
+        log = RotatingFile(
+            dirfd: dirfd, stem: "main", ext: "log", header: [], rotateBytes: config.rotateBytes,
+            keepSegments: config.keepLogSegments)
+        metrics = RotatingFile(
+            dirfd: dirfd, stem: "metrics", ext: "csv", header: RunFiles.metricsHeader, rotateBytes: config.rotateBytes,
+            keepSegments: 0)
+    }
+
+    /// Allocates `<root>/<experiment>/<YYYY-MM-DD_HH-MM-SS>_<name>/` for a new run. The name is
+    /// made unique by exclusive mkdir (`_2`, `_3`, … on collision): no scanning, no sleeping.
+    static func create(index: Int32, rootfd: Int32, producer: ProducerInfo, config: LogdConfig) throws(SystemError) -> RunFiles {
+        let start = producer.start
+        // The experiment folder is opened without following symlinks; if something that is not
+        // a directory sits at that name (a planted symlink, a file), the next free variant is used.
+        let base0 = PathNames.component(start.experiment, fallback: "default")
+        var experiment = base0
+        var expfd: Int32 = -1
+        for attempt in 1...100 {
+            do {
+                expfd = try Posix.makeDirectory(rootfd, experiment)
+                break
+            } catch {
+                guard error.errno == ELOOP || error.errno == ENOTDIR, attempt < 100 else { throw error }
+                experiment = base0 + "_\(attempt + 1)"
+            }
+        }
+        defer { close(expfd) }
+        let stamp = ISOTimeFormatter.directoryStamp(start.startTime > 0 ? start.startTime : Posix.realtimeNanos())
+        let base = stamp + "_" + PathNames.component(start.name, fallback: "run")
+        var name = base
+        var n = 1
+        while mkdirat(expfd, name, 0o755) != 0 {
+            guard errno == EEXIST, n < 10_000 else { throw SystemError("mkdir", path: experiment + "/" + name) }
+            n += 1
+            name = base + "_\(n)"
+        }
+        let dirfd = try Posix.openDirectory(expfd, name)
+        let run = RunFiles(
+            index: index, runID: start.runID, directory: experiment + "/" + name, dirfd: dirfd, identity: start,
+            config: config)
+        try run.log.open(checkpoint: nil)
+        try run.metrics.open(checkpoint: nil)
+        return run
+    }
+
+    /// Reopens a run directory from its checkpoint after a restart, cutting the files back to
+    /// what the checkpoint covers (clients resend everything after it).
+    static func recover(index: Int32, rootfd: Int32, directory: String, config: LogdConfig) throws(SystemError) -> RunFiles? {
+        var fd = rootfd
+        for part in directory.split(separator: "/") {
+            let next = try Posix.openDirectory(fd, String(part))
+            if fd != rootfd { close(fd) }
+            fd = next
+        }
+        guard let bytes = try Posix.readFile(fd, checkpointName),
+            let cp = try? FrameDecoder(limits: WireLimits(maxFrameBytes: 256 << 20, maxTextBytes: 64 << 20)).decodeAll(bytes),
+            case .params(let state)? = cp.first,
+            case .string(let identityHex)? = state["identity"],
+            let identityBytes = hexBytes(identityHex),
+            case .runStart(let identity)? = try? FrameDecoder().decodeAll(identityBytes).first
+        else {
+            close(fd)
+            return nil
+        }
+        let run = RunFiles(index: index, runID: identity.runID, directory: directory, dirfd: fd, identity: identity, config: config)
+        func pair(_ v: Value?) -> (Int, Int) {
+            guard case .list(let l)? = v, l.count == 2, case .int(let a) = l[0], case .int(let b) = l[1] else { return (0, 0) }
+            return (Int(a), Int(b))
+        }
+        let (logRotated, logOffset) = pair(state["main_log"])
+        let (metricsRotated, metricsOffset) = pair(state["metrics_csv"])
+        try run.log.open(checkpoint: (logRotated, logOffset))
+        try run.metrics.open(checkpoint: (metricsRotated, metricsOffset))
+        if case .int(let n)? = state["metric_count"] { run.metricCount = UInt64(n) }
+        if case .int(let n)? = state["log_count"] { run.logCount = UInt64(n) }
+        if let p = state["params"] { run.params = p }
+        if case .list(let extras)? = state["extras"] { run.extras = extras }
+        if case .list(let producers)? = state["producers"] {
+            for p in producers {
+                guard case .string(let startHex)? = p["start"], let startBytes = hexBytes(startHex),
+                    case .runStart(let start)? = try? FrameDecoder().decodeAll(startBytes).first,
+                    case .string(let sessionHex)? = p["session"], let session = SessionID(hex: sessionHex)
+                else { continue }
+                func int(_ k: String) -> Int64 { if case .int(let v)? = p[k] { return v } else { return 0 } }
+                func str(_ k: String) -> String { if case .string(let v)? = p[k] { return v } else { return "" } }
+                let info = ProducerInfo(
+                    session: session, pid: Int32(truncatingIfNeeded: int("pid")), uid: UInt32(truncatingIfNeeded: int("uid")),
+                    clientName: str("client"), clientVersion: str("client_version"), start: start)
+                let seq = UInt64(int("durable_seq"))
+                run.producers.append(
+                    Producer(info: info, status: str("status"), dropped: UInt64(int("dropped")), durableSeq: seq, receivedSeq: seq))
+            }
+        }
+        return run
+    }
+
+    func producerIndex(_ session: SessionID) -> Int? { producers.firstIndex { $0.info.session == session } }
+
+    // MARK: durability
+
+    /// The checkpoint: a PARAMS frame holding the state a restart resumes from.
+    func checkpointBytes() -> [UInt8] {
+        let encoder = FrameEncoder(limits: WireLimits(maxFrameBytes: 256 << 20, maxTextBytes: 64 << 20))
+        let identityHex = hexString((try? FrameEncoder().frame(.runStart(identity))) ?? [])
+        let state: Value = [
+            "format": "logd-checkpoint-1",
+            "identity": .string(identityHex),
+            "main_log": [.int(Int64(log.rotated)), .int(Int64(log.size))],
+            "metrics_csv": [.int(Int64(metrics.rotated)), .int(Int64(metrics.size))],
+            "metric_count": .int(Int64(metricCount)),
+            "log_count": .int(Int64(logCount)),
+            "producers": .list(
+                producers.map { p in
+                    [
+                        "session": .string(p.info.session.description),
+                        "durable_seq": .int(Int64(p.durableSeq)),
+                        "pid": .int(Int64(p.info.pid)), "uid": .int(Int64(p.info.uid)),
+                        "client": .string(p.info.clientName), "client_version": .string(p.info.clientVersion),
+                        "status": .string(p.status), "dropped": .int(Int64(clamping: p.dropped)),
+                        "start": .string(hexString((try? FrameEncoder().frame(.runStart(p.info.start))) ?? [])),
+                    ]
+                }),
+            "params": params,
+            "extras": .list(extras),
+        ]
+        return (try? encoder.frame(.params(state))) ?? []
+    }
+
+    /// Makes everything written so far durable: fsync the files, then replace the checkpoint.
+    /// Returns the sessions whose durable frame number moved.
+    func makeDurable() throws(SystemError) -> [(SessionID, UInt64)] {
+        try log.sync()
+        try metrics.sync()
+        var moved: [(SessionID, UInt64)] = []
+        for i in producers.indices where producers[i].receivedSeq > producers[i].durableSeq {
+            producers[i].durableSeq = producers[i].receivedSeq
+            moved.append((producers[i].info.session, producers[i].durableSeq))
+        }
+        try Posix.replaceFile(dirfd, RunFiles.checkpointName, checkpointBytes())
+        needsDurability = false
+        return moved
+    }
+
+    // MARK: snapshots
+
+    func runYAML(user: String) -> [UInt8] {
+        let first = identity
+        let received = metricCount + logCount
+        let dropped = producers.reduce(UInt64(0)) { $0 + $1.dropped }
+        let producerList: [Value] = producers.map { p in
+            let s = p.info.start
+            return [
+                "session": .string(p.info.session.description),
+                "pid": .int(Int64(p.info.pid)), "uid": .int(Int64(p.info.uid)),
+                "host": .string(s.host), "rank": .int(Int64(s.rank)), "local_rank": .int(Int64(s.localRank)),
+                "world_size": .int(Int64(s.worldSize)),
+                "client": .string(p.info.clientName + " " + p.info.clientVersion),
+                "status": .string(p.status), "dropped": .int(Int64(clamping: p.dropped)),
+                "started": .string(ISOTimeFormatter.string(s.startTime)),
+            ]
+        }
+        let doc: Value = [
+            "run_id": .string(runID),
+            "name": .string(first.name),
+            "experiment": .string(first.experiment),
+            "directory": .string(directory),
+            "status": .string(status),
+            "start_time": .string(ISOTimeFormatter.string(first.startTime)),
+            "end_time": endTime.map { .string(ISOTimeFormatter.string($0)) } ?? .null,
+            "host": .string(first.host),
+            "user": .string(user),
+            "command_line": .list(first.commandLine.map(Value.string)),
+            "working_directory": .string(first.workingDirectory),
+            "git": ["commit": first.gitCommit.isEmpty ? .null : .string(first.gitCommit), "dirty": .string(first.gitDirty.name)],
+            "seed": first.seed.map(Value.int) ?? .null,
+            "tags": .list(first.tags.map(Value.string)),
+            "world_size": .int(Int64(first.worldSize)),
+            "producers": .list(producerList),
+            "records": [
+                "received": .int(Int64(clamping: received)), "metrics": .int(Int64(clamping: metricCount)),
+                "log_lines": .int(Int64(clamping: logCount)), "dropped": .int(Int64(clamping: dropped)),
+            ],
+            "files": [
+                "main_log_segments": .int(Int64(log.rotated + 1)), "metrics_csv_segments": .int(Int64(metrics.rotated + 1)),
+            ],
+        ]
+        return YAMLEmitter.render(doc)
+    }
+
+    func writeSnapshots(user: String, now: Int64) throws(SystemError) {
+        try Posix.replaceFile(dirfd, "run.yaml", runYAML(user: user))
+        snapshotStale = false
+        lastSnapshot = now
+    }
+
+    func closeFiles() {
+        log.closeFile()
+        metrics.closeFile()
+        isOpen = false
+    }
+
+    func reopen() throws(SystemError) {
+        guard !isOpen else { return }
+        try log.open(checkpoint: (log.rotated, log.size))
+        try metrics.open(checkpoint: (metrics.rotated, metrics.size))
+        isOpen = true
+    }
+
+    deinit { close(dirfd) }
+}
+
+func hexString(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+func hexBytes(_ s: String) -> [UInt8]? {
+    let u = Array(s.utf8)
+    guard u.count % 2 == 0 else { return nil }
+    func nib(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: c - 0x30
+        case 0x61...0x66: c - 0x61 + 10
+        case 0x41...0x46: c - 0x41 + 10
+        default: nil
+        }
+    }
+    var out: [UInt8] = []
+    out.reserveCapacity(u.count / 2)
+    var i = 0
+    while i < u.count {
+        guard let h = nib(u[i]), let l = nib(u[i + 1]) else { return nil }
+        out.append(h << 4 | l)
+        i += 2
+    }
+    return out
+}

@@ -1,0 +1,84 @@
+import Wire
+
+/// What the loop knows of a producer when it joins a run.
+public struct ProducerInfo: Sendable {
+    public var session: SessionID
+    /// From SO_PEERCRED, never from the client's word.
+    public var pid: Int32
+    public var uid: UInt32
+    public var clientName: String
+    public var clientVersion: String
+    public var start: RunStart
+}
+
+/// How one producer left its run.
+public enum ProducerEnd: Sendable, Equatable {
+    case sent(RunStatus)
+    /// The connection closed without RUN_END.
+    case vanished
+
+    var name: String {
+        switch self {
+        case .sent(let s): s.name
+        case .vanished: "crashed"
+        }
+    }
+}
+
+/// One unit of work for the writer, made by the loop. Runs and metric keys are referred to by
+/// small indices the loop allocates, so a metric item carries no strings.
+enum WriterItem: Sendable {
+    /// A producer joined the run (the first one opens its directory).
+    case join(run: Int32, ProducerInfo)
+    /// A connection interned a metric key: CSV fragments are rendered once, here.
+    case defineKey(key: Int32, run: Int32, MetricKey, rank: Int32)
+    case metric(key: Int32, Metric)
+    case log(run: Int32, rank: Int32, LogLine)
+    case params(run: Int32, Value)
+    /// Artifact, model and dataset records, kept for the run's snapshots.
+    case record(run: Int32, session: SessionID, Record)
+    case drops(run: Int32, session: SessionID, total: UInt64)
+    /// Everything of `session` through frame `seq` has been handed to the writer.
+    case mark(run: Int32, session: SessionID, seq: UInt64)
+    case producerEnded(run: Int32, session: SessionID, ProducerEnd)
+    /// Every producer has ended (or vanished): `status` is the run's final word.
+    case runEnded(run: Int32, status: String)
+    /// A producer of an ended (crashed) run came back: reopen its files.
+    case reopen(run: Int32)
+    /// Reply once everything before this item is written and fsynced.
+    case barrier(UInt64)
+    /// Drain: write and fsync everything, close files, then stop the thread.
+    case shutdown
+
+    /// Rough bytes this item holds, for the queue's memory bound.
+    var weight: Int {
+        switch self {
+        case .metric: 40
+        case .log(_, _, let l): 64 + l.message.utf8.count + l.logger.utf8.count
+        case .params: 512
+        case .record: 512
+        default: 128
+        }
+    }
+}
+
+/// What the writer tells the loop, through the loop's one async door.
+enum LoopEvent: Sendable {
+    /// These sessions are durable through these frame numbers.
+    case durable([(SessionID, UInt64)])
+    case barrierDone(UInt64, error: String?)
+    /// A run's directory exists (path relative to the data root).
+    case runOpened(run: Int32, directory: String)
+    /// The writer took items off the queue: the loop may resume reading.
+    case queueDrained
+    /// The writer wrote and closed everything after `.shutdown`.
+    case stopped
+}
+
+/// A run found unfinished at start-up, with each session's durable frame number.
+public struct RecoveredRun: Sendable {
+    public var index: Int32
+    public var runID: String
+    public var directory: String
+    public var sessions: [(SessionID, UInt64)]
+}

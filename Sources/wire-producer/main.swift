@@ -1,0 +1,132 @@
+// wire-producer: a raw Wire client that logs a known pattern into one run, for the daemon's
+// integration tests and benchmarks. It keeps every frame until logd acknowledges it, and on a
+// lost connection reconnects (with its session id) and resends what was not acknowledged —
+// the minimum a producer must do for "nothing lost, nothing duplicated".
+//
+// Pattern: key `m<k>` (k = i mod --keys) in context `training`, step i, value i, for
+// i in 0..<--metrics; log line j says "rank <r> line <j>". Exit 0 once everything is durable.
+import ArgumentParser
+import LogdCore
+import Wire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct Producer: ParsableCommand {
+    @Option var socket: String
+    @Option var runID: String
+    @Option var experiment = "test"
+    @Option var name = "run"
+    @Option var session: String?
+    @Option var rank: Int32 = 0
+    @Option var worldSize: Int32 = 1
+    @Option var metrics = 1000
+    @Option var logs = 0
+    @Option var keys = 1
+    @Option(help: "Metrics per METRIC_BATCH frame; 0 sends single METRIC frames.") var batch = 0
+    @Option(help: "finished, failed, killed, or none (exit without RUN_END).") var end = "finished"
+    @Option(help: "Seconds to keep retrying to connect and resend.") var retrySeconds = 30.0
+    @Option(help: "Microseconds to sleep between 64 KiB sends (to stretch a run for kill tests).") var pauseMicros = 0
+
+    func run() throws {
+        let session = session.flatMap(SessionID.init(hex:)) ?? SessionID(high: UInt64.random(in: 1...UInt64.max), low: UInt64.random(in: 0...UInt64.max))
+        var frames: [[UInt8]] = []
+        let enc = FrameEncoder()
+        let t0: Int64 = 1_700_000_000_000_000_000
+        frames.append(try enc.frame(.runStart(RunStart(runID: runID, experiment: experiment, name: name, rank: rank, worldSize: worldSize, host: "testhost", commandLine: ["wire-producer"], startTime: 0))))
+        let logEvery = logs > 0 ? max(1, metrics / logs) : Int.max
+        var logged = 0
+        var pending: [Metric] = []
+        func flushBatch() throws {
+            guard !pending.isEmpty else { return }
+            frames.append(try enc.frame(.metricBatch(pending)))
+            pending.removeAll()
+        }
+        for i in 0..<metrics {
+            let m = Metric(keyID: UInt32(i % keys), step: Int64(i), timestamp: t0 + Int64(i) * 1_000_000, value: Double(i))
+            if batch > 0 {
+                pending.append(m)
+                if pending.count == batch { try flushBatch() }
+            } else {
+                frames.append(try enc.frame(.metric(m)))
+            }
+            if logged < logs, i % logEvery == 0 {
+                try flushBatch()
+                frames.append(try enc.frame(.log(LogLine(level: .info, timestamp: t0 + Int64(i) * 1_000_000, logger: "train", message: "rank \(rank) line \(logged)"))))
+                logged += 1
+            }
+        }
+        try flushBatch()
+        while logged < logs {
+            frames.append(try enc.frame(.log(LogLine(level: .info, timestamp: t0, logger: "train", message: "rank \(rank) line \(logged)"))))
+            logged += 1
+        }
+        if let status = ["finished": RunStatus.finished, "failed": .failed, "killed": .killed][end] {
+            frames.append(try enc.frame(.runEnd(RunEnd(status: status, timestamp: t0 + Int64(metrics) * 1_000_000))))
+        }
+        var keyDefs: [UInt8] = []
+        for k in 0..<keys { try enc.encode(.metricKey(MetricKey(id: UInt32(k), key: "m\(k)", context: "training")), into: &keyDefs) }
+
+        let deadline = monotonicSeconds() + retrySeconds
+        var acked: UInt64 = 0
+        var token: UInt64 = 0
+        while acked < UInt64(frames.count) {
+            guard monotonicSeconds() < deadline else {
+                fputsErr("wire-producer: gave up with \(UInt64(frames.count) - acked) frames unacknowledged\n")
+                throw ExitCode(1)
+            }
+            do {
+                let s = try WireSocket(path: socket)
+                try s.send([.hello(Hello(role: .producer, pid: UInt32(getpid()), session: session, firstSeq: acked + 1, clientName: "wire-producer", clientVersion: "0.1.0"))])
+                guard case .welcome(let w) = try s.receive(timeoutMs: 5000) else { throw WireSocket.Failure.protocolError("no WELCOME") }
+                acked = max(acked, w.durableThrough)
+                var i = Int(acked)
+                var out: [UInt8] = []
+                if i == 0 {
+                    out += frames[0]
+                    i = 1
+                }
+                out += keyDefs
+                // Numbering: the first frame sent has number acked+1, so resend from there.
+                var sendFrom = Int(acked)
+                if sendFrom == 0 { sendFrom = 1 }
+                i = sendFrom
+                while i < frames.count {
+                    out += frames[i]
+                    i += 1
+                    if out.count >= 64 << 10 {
+                        try s.sendBytes(out)
+                        out.removeAll(keepingCapacity: true)
+                        for r in try s.receiveAvailable() { if case .ack(let n) = r { acked = max(acked, n) } }
+                        if pauseMicros > 0 { usleep(UInt32(pauseMicros)) }
+                    }
+                }
+                token += 1
+                try enc.encode(.flush(token: token), into: &out)
+                try s.sendBytes(out)
+                while true {
+                    let r = try s.receive(timeoutMs: 60_000)
+                    if case .ack(let n) = r { acked = max(acked, n) }
+                    if case .flushDone(let f) = r, f.token == token {
+                        acked = max(acked, f.durableThrough)
+                        break
+                    }
+                }
+                if acked < UInt64(frames.count) { fputsErr("wire-producer: flush covered \(acked) of \(frames.count)\n") }
+            } catch {
+                usleep(50_000)
+            }
+        }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func fputsErr(_ s: String) { FileOutput.stderr(s) }
+
+Producer.main()
