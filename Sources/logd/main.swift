@@ -59,6 +59,10 @@ struct Logd: ParsableCommand {
             return
         }
         signal(SIGPIPE, SIG_IGN)
+        // A parent may have spawned us with signals blocked (thread pools do): SIGTERM must work.
+        var all = sigset_t()
+        sigfillset(&all)
+        sigprocmask(SIG_UNBLOCK, &all, nil)
         let log = DaemonLog(level: cfg.logLevel)
         let server: Server
         do {

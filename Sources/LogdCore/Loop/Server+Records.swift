@@ -163,6 +163,7 @@ extension Server {
             old.sessions.remove(session)
         }
         run.sessions.insert(session)
+        run.worldSize = max(run.worldSize, Int(start.worldSize))
         sessions[session]?.run = run.index
         sessions[session]?.end = nil
         ranks[session] = start.rank
@@ -217,6 +218,7 @@ extension Server {
                 ends.append(state.end ?? .vanished)
             }
         }
+        if ends.count < run.worldSize, !ends.contains(.vanished) { return }  // other ranks have not joined yet
         let status: String =
             if ends.contains(.vanished) { "crashed" }
             else if ends.contains(.sent(.failed)) { "failed" }

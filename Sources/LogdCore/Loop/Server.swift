@@ -34,6 +34,9 @@ public final class Server: @unchecked Sendable {
         var directory: String?
         var sessions: Set<SessionID> = []
         var records: UInt64 = 0
+        /// The largest world size any producer announced: a run of N ranks ends only after N
+        /// producers have ended (a rank that finishes early does not end its peers' run).
+        var worldSize = 1
         var status = "running"
         /// Set for runs recovered at start-up: when they count as crashed if nobody returns.
         var graceDeadline: Int64?
