@@ -14,7 +14,8 @@ import Wire
 #endif
 
 struct Producer: ParsableCommand {
-    @Option var socket: String
+    @Option(help: "logd's socket (default: as logd resolves it).")
+    var socket: String = LogdConfig.defaultSocket(LogdConfig.processEnvironment())
     @Option var runID: String
     @Option var experiment = "test"
     @Option var name = "run"

@@ -25,7 +25,7 @@ public enum YAMLEmitter {
             var event = yaml_event_t()
             yaml_stream_start_event_initialize(&event, YAML_UTF8_ENCODING)
             yaml_emitter_emit(&emitter, &event)
-            yaml_document_start_event_initialize(&event, nil, nil, nil, 1)
+            yaml_document_start_event_initialize(&event, nil, nil, nil, 0)
             yaml_emitter_emit(&emitter, &event)
             emit(value, &emitter)
             yaml_document_end_event_initialize(&event, 1)

@@ -1,0 +1,103 @@
+import ArgumentParser
+import LogdCore
+import Wire
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show what the daemon is doing.")
+
+    @OptionGroup var daemon: DaemonOptions
+
+    @Flag(name: .long, help: "Print the status document as JSON (shape: docs/CONTROL_PROTOCOL.md).")
+    var json = false
+
+    func run() throws {
+        let reply = try daemon.connect().call(.status, timeoutMs: 10_000)
+        guard reply.status == .ok else {
+            FileOutput.stderr("logctl: status failed: \(reply.body["error"].map { "\($0)" } ?? reply.status.name)\n")
+            throw ExitCode(LogctlExit.failed)
+        }
+        if json {
+            print(reply.body.jsonText(pretty: true))
+        } else {
+            print(StatusTable.render(reply.body), terminator: "")
+        }
+    }
+}
+
+/// The human-readable form of a status document.
+enum StatusTable {
+    static func int(_ v: Value?) -> Int64 { if case .int(let i)? = v { i } else { 0 } }
+    static func str(_ v: Value?) -> String {
+        switch v {
+        case .string(let s)?: s
+        case .int(let i)?: String(i)
+        case .double(let d)?: String(format1(d))
+        case .bool(let b)?: b ? "yes" : "no"
+        default: "-"
+        }
+    }
+    static func format1(_ d: Double) -> String {
+        let scaled = (d * 10).rounded() / 10
+        return scaled.description
+    }
+    static func bytes(_ n: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n)
+        var u = 0
+        while v >= 1024, u < units.count - 1 {
+            v /= 1024
+            u += 1
+        }
+        return u == 0 ? "\(n) B" : "\(format1(v)) \(units[u])"
+    }
+
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in c + String(repeating: " ", count: widths[i] - c.count) }
+                .joined(separator: "  ").trimmingTrailingSpaces() + "\n"
+        }
+        return line(header) + rows.map(line).joined()
+    }
+
+    static func render(_ s: Value) -> String {
+        let totals = s["totals"], writer = s["writer"]
+        var out = ""
+        out += "\(str(s["version"])), pid \(str(s["pid"])), up \(format1(uptime(s)))s\n"
+        out += "socket     \(str(s["socket"]))\n"
+        out += "data root  \(str(s["data_root"])) (\(bytes(int(s["disk_free_bytes"]))) free)\n"
+        out += "records    \(str(totals?["records"])) received, \(format1(rate(totals))) /s, \(bytes(int(totals?["bytes"]))) in\n"
+        out += "writer     queue \(bytes(int(writer?["queue_bytes"]))) of \(bytes(int(writer?["queue_limit_bytes"])))"
+        out += ", backpressure \(str(writer?["backpressure"])), \(str(writer?["fsyncs"])) fsyncs\n"
+        out += "errors     \(str(totals?["malformed_frames"])) malformed, \(str(totals?["connections_refused"])) refused, "
+        out += "\(str(totals?["records_dropped"])) dropped by clients, \(str(totals?["write_errors"])) write errors\n"
+        if case .list(let conns)? = s["connections"], !conns.isEmpty {
+            out += "\nconnections\n"
+            out += table(
+                ["ID", "ROLE", "PID", "UID", "CLIENT", "RUN", "RECORDS", "BYTES"],
+                conns.map { c in
+                    [str(c["id"]), str(c["role"]), str(c["pid"]), str(c["uid"]), str(c["client"]) + " " + str(c["client_version"]),
+                     str(c["run_id"]), str(c["records"]), bytes(int(c["bytes"]))]
+                })
+        }
+        if case .list(let runs)? = s["runs"], !runs.isEmpty {
+            out += "\nruns\n"
+            out += table(
+                ["RUN ID", "STATUS", "PRODUCERS", "RECORDS", "DIRECTORY"],
+                runs.map { r in [str(r["run_id"]), str(r["status"]), str(r["producers"]), str(r["records"]), str(r["directory"])] })
+        }
+        return out
+    }
+
+    static func uptime(_ s: Value) -> Double { if case .double(let d)? = s["uptime_s"] { d } else { 0 } }
+    static func rate(_ t: Value?) -> Double { if case .double(let d)? = t?["records_per_s"] { d } else { 0 } }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var s = Substring(self)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The README's first command: install what logd needs, build it, run logd with its embedded
+# defaults (no config file), log a small run into it, and take a first look at what it wrote.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+echo "== building (debug) =="
+swift build 2>&1 | tail -n 1
+BIN="$(swift build --show-bin-path)"
+
+echo "== starting logd with embedded defaults =="
+"$BIN/logd" --print-config
+"$BIN/logd" &
+LOGD_PID=$!
+trap 'kill -TERM $LOGD_PID 2>/dev/null; wait $LOGD_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do "$BIN/logctl" status >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "== logging a small run (wire-producer: 2 ranks × 5,000 metrics, 50 log lines) =="
+RUN_ID="quickstart-$(date +%s)"
+PIDS=()
+for rank in 0 1; do
+  "$BIN/wire-producer" --run-id "$RUN_ID" --experiment quickstart --name demo \
+    --rank "$rank" --world-size 2 --metrics 5000 --logs 50 --keys 3 &
+  PIDS+=($!)
+done
+wait "${PIDS[@]}"
+"$BIN/logctl" flush
+"$BIN/logctl" status
+
+DATA_ROOT="$("$BIN/logd" --print-config | sed -n 's/^data_root: "\(.*\)"$/\1/p')"
+RUN_DIR="$(ls -dt "$DATA_ROOT"/quickstart/*_demo* | head -n 1)"
+echo "== what logd wrote: $RUN_DIR =="
+ls -la "$RUN_DIR"
+echo "-- main.log (first 3 lines) --"; head -n 3 "$RUN_DIR/main.log"
+echo "-- metrics.csv (first 4 lines) --"; head -n 4 "$RUN_DIR/metrics.csv"
+echo "-- run.yaml --"; cat "$RUN_DIR/run.yaml"
+echo "== stopping logd (SIGTERM drains and exits 0) =="
