@@ -319,7 +319,12 @@ public final class Server: @unchecked Sendable {
     func protocolError(_ conn: Connection, code: ErrorCode, message: String, wire: WireError? = nil) {
         malformed += 1
         if case .unsupportedVersion? = wire { refused += 1 }
-        let errorCode: ErrorCode = if case .unsupportedVersion? = wire { .unsupportedVersion } else { code }
+        let errorCode: ErrorCode =
+            switch wire {
+            case .unsupportedVersion?: .unsupportedVersion
+            case .frameTooLarge?: .frameTooLarge
+            default: code
+            }
         log.limited(.warning, key: "bad-frame",
             "closing connection \(conn.id) (pid \(conn.peerPID), uid \(conn.peerUID)): \(message)")
         send(.error(ErrorReport(code: errorCode, message: message)), to: conn)
@@ -356,7 +361,8 @@ public final class Server: @unchecked Sendable {
             conn.pendingAck = nil
             break
         }
-        if conn.out.count > 8 << 20 {
+        if conn.out.count > 8 << 20, conn.state != .closed {
+            conn.out.removeAll()  // closing must not try to flush this again
             closeConnection(conn, reason: "client does not read its replies")
             return
         }

@@ -10,6 +10,10 @@ import Wire
 /// session's last frame number at the last durability point, all replaced atomically together).
 final class RunFiles {
     static let checkpointName = ".logd-checkpoint"
+    /// The checkpoint nests client trees a few levels deeper than the wire allows and can hold
+    /// many records, so it is written and read with wider limits than client frames.
+    static let checkpointLimits = WireLimits(
+        maxFrameBytes: 1 << 30, maxTextBytes: 64 << 20, maxDepth: 256, maxCollectionCount: 1 << 26)
     static let metricsHeader = Array("time,step,context,key,value,rank,source\n".utf8)
 
     struct Producer {
@@ -103,7 +107,7 @@ final class RunFiles {
             fd = next
         }
         guard let bytes = try Posix.readFile(fd, checkpointName),
-            let cp = try? FrameDecoder(limits: WireLimits(maxFrameBytes: 256 << 20, maxTextBytes: 64 << 20)).decodeAll(bytes),
+            let cp = try? FrameDecoder(limits: RunFiles.checkpointLimits).decodeAll(bytes),
             case .params(let state)? = cp.first,
             case .string(let identityHex)? = state["identity"],
             let identityBytes = hexBytes(identityHex),
@@ -150,7 +154,7 @@ final class RunFiles {
 
     /// The checkpoint: a PARAMS frame holding the state a restart resumes from.
     func checkpointBytes() -> [UInt8] {
-        let encoder = FrameEncoder(limits: WireLimits(maxFrameBytes: 256 << 20, maxTextBytes: 64 << 20))
+        let encoder = FrameEncoder(limits: RunFiles.checkpointLimits)
         let identityHex = hexString((try? FrameEncoder().frame(.runStart(identity))) ?? [])
         let state: Value = [
             "format": "logd-checkpoint-1",
