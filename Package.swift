@@ -15,11 +15,13 @@ let package = Package(
     products: [
         .library(name: "Wire", targets: ["Wire"]),
         .library(name: "LogSDK", targets: ["LogSDK"]),
+        .library(name: "LogSDKLogging", targets: ["LogSDKLogging"]),
         .executable(name: "logd", targets: ["logd"]),
         .executable(name: "logctl", targets: ["logctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -34,6 +36,16 @@ let package = Package(
         ),
         .target(name: "Wire"),
         .target(name: "LogSDK", dependencies: ["Wire"]),
+        // swift-log bridge: `Logger` calls land in the run's main.log. Kept apart so LogSDK stays Wire-only.
+        .target(
+            name: "LogSDKLogging",
+            dependencies: ["LogSDK", "Wire", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The demo trainer: logs what a real training loop logs (README, tests).
+        .executableTarget(
+            name: "logd-demo",
+            dependencies: ["LogSDK", "LogSDKLogging", "Wire", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(name: "LogdCore", dependencies: ["Wire", "CLibUV", "CYAML"]),
         .executableTarget(
             name: "logd",
@@ -51,8 +63,8 @@ let package = Package(
         // libFuzzer target for the decoder; a normal build replays files (see its main.swift).
         .executableTarget(name: "wire-fuzz", dependencies: ["Wire"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "LogSDKTests", dependencies: ["LogSDK", "Wire"]),
-        .testTarget(name: "LogdCoreTests", dependencies: ["LogdCore", "Wire"]),
+        .testTarget(name: "LogSDKTests", dependencies: ["LogSDK", "LogSDKLogging", "Wire"]),
+        .testTarget(name: "LogdCoreTests", dependencies: ["LogdCore", "LogSDK", "Wire"]),
     ],
     swiftLanguageModes: [.v6]
 )

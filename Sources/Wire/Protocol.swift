@@ -28,6 +28,7 @@ public enum FrameKind: UInt8, Sendable, CaseIterable {
     case metricKey = 0x07
     case controlRequest = 0x08
     case controlReply = 0x09
+    case drops = 0x0A
 
     case runStart = 0x20
     case params = 0x21
@@ -39,7 +40,6 @@ public enum FrameKind: UInt8, Sendable, CaseIterable {
     case modelVersion = 0x27
     case dataset = 0x28
     case runEnd = 0x29
-    case drops = 0x2A
 
     /// Whether frames of this raw kind take a sequence number in a producer session.
     /// Holds for kinds this version does not know too, so that numbering survives skipping.

@@ -407,8 +407,9 @@ public enum Record: Equatable, Sendable {
     case modelVersion(ModelVersion)
     case dataset(DatasetInfo)
     case runEnd(RunEnd)
-    /// DROPS (0x2A): how many records this producer has dropped so far under its overflow
-    /// policy (a running total, so a lost or repeated report does no harm).
+    /// DROPS (0x0A), producer → daemon, not numbered: how many records this producer has
+    /// dropped so far under its overflow policy (a running total, so a lost or repeated report
+    /// does no harm, and it needs no room in the producer's full buffer).
     case drops(total: UInt64)
     /// A kind this version does not know, skipped because the peer announced a newer minor version.
     case unknown(kind: UInt8, bodyBytes: Int)

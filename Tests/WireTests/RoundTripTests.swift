@@ -119,3 +119,24 @@ struct RoundTripTests {
         return out
     }
 }
+
+@Suite("SHA-256")
+struct SHA256Tests {
+    @Test("known vectors: empty, abc, the 448-bit message, a million a's, split updates")
+    func vectors() {
+        #expect(SHA256.hash([]).description == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hash(Array("abc".utf8)).description == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)).description
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        var s = SHA256()
+        let chunk = [UInt8](repeating: 0x61, count: 1000)
+        for _ in 0..<1000 { s.update(chunk) }
+        #expect(s.finalize().description == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        var split = SHA256()
+        let text = Array("The quick brown fox jumps over the lazy dog".utf8)
+        split.update(Array(text[0..<7]))
+        split.update(Array(text[7...]))
+        #expect(split.finalize() == SHA256.hash(text))
+    }
+}

@@ -1,0 +1,247 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Wire
+
+/// The SDK's bounded buffer of numbered frames, kept until the daemon acknowledges them.
+///
+/// Frames live in chunks of raw memory. The hot path stores a 33-byte METRIC frame into the
+/// active chunk under `lock` — no allocation, no syscall. Full chunks stay in order until every
+/// frame in them is acknowledged, then return to a pool. When `capacityBytes` is used up the
+/// overflow policy is drop-newest: the record is not stored and `dropped` counts it.
+///
+/// Thread-safe: every mutable field is protected by `lock` (the hot path, the sender thread).
+final class FrameStore: @unchecked Sendable {
+    final class Chunk {
+        let base: UnsafeMutableRawPointer
+        let capacity: Int
+        /// Bytes written (appends only; bytes below `used` never change).
+        var used = 0
+        /// Number of the first frame in this chunk.
+        var firstSeq: UInt64 = 0
+        var frames = 0
+        /// An open file descriptor to pass (SCM_RIGHTS) with this chunk's first byte.
+        var fd: Int32 = -1
+        /// Unique per use of this chunk (pooled chunks get a new one), so the sender can find
+        /// its place again after acknowledged chunks were released.
+        var serial: UInt64 = 0
+
+        init(capacity: Int) {
+            self.capacity = capacity
+            base = .allocate(byteCount: capacity, alignment: 16)
+        }
+
+        deinit {
+            base.deallocate()
+            if fd >= 0 { close(fd) }
+        }
+
+        var lastSeq: UInt64 { firstSeq + UInt64(frames) - 1 }
+    }
+
+    static let chunkBytes = 64 << 10
+
+    let lock = SDKLock()
+    let capacityBytes: Int
+    /// Chunks in frame order; the last is the active one.
+    private(set) var chunks: [Chunk] = []
+    private var pool: [Chunk] = []
+    private var allocatedBytes = 0
+    /// Number the next frame gets.
+    private(set) var nextSeq: UInt64 = 1
+    /// Highest frame number the daemon has made durable.
+    private(set) var ackedSeq: UInt64 = 0
+    private(set) var logged: UInt64 = 0
+    private(set) var dropped: UInt64 = 0
+    /// Interned metric keys in id order: resent after every (re)connect.
+    private(set) var keys: [MetricKey] = []
+    private let encoder = FrameEncoder()
+    private var nextSerial: UInt64 = 1
+
+    init(capacityBytes: Int) {
+        self.capacityBytes = max(capacityBytes, 2 * FrameStore.chunkBytes)
+    }
+
+    // MARK: hot path (lock taken by the caller via `appendMetric`)
+
+    /// Stores one METRIC frame. Lock held inside; returns false when the record was dropped.
+    @inline(__always)
+    func appendMetric(keyID: UInt32, step: Int64, timestamp: Int64, value: Double) -> Bool {
+        lock.lock()
+        var chunk = chunks.last
+        if chunk == nil || chunk!.fd >= 0 || chunk!.capacity - chunk!.used < Metric.frameBytes {
+            chunk = newChunk(minimum: Metric.frameBytes)
+            if chunk == nil {
+                dropped &+= 1
+                lock.unlock()
+                return false
+            }
+        }
+        let c = chunk.unsafelyUnwrapped
+        Metric(keyID: keyID, step: step, timestamp: timestamp, value: value).store(frameAt: c.base + c.used)
+        c.used &+= Metric.frameBytes
+        c.frames &+= 1
+        nextSeq &+= 1
+        logged &+= 1
+        lock.unlock()
+        return true
+    }
+
+    /// With `lock` held: a fresh active chunk for at least `minimum` bytes, or nil at capacity.
+    private func newChunk(minimum: Int) -> Chunk? {
+        let size = max(FrameStore.chunkBytes, minimum)
+        let c: Chunk
+        if size == FrameStore.chunkBytes, let pooled = pool.popLast() {
+            c = pooled
+        } else {
+            guard allocatedBytes + size <= capacityBytes else { return nil }
+            c = Chunk(capacity: size)
+            allocatedBytes += size
+        }
+        c.used = 0
+        c.frames = 0
+        c.firstSeq = nextSeq
+        c.fd = -1
+        c.serial = nextSerial
+        nextSerial += 1
+        chunks.append(c)
+        return c
+    }
+
+    // MARK: everything else (not the hot path)
+
+    /// Encodes and stores a numbered record (optionally with a descriptor to pass). Returns
+    /// false, counting a drop, when there is no room or the record cannot be encoded.
+    @discardableResult
+    func append(_ record: Record, passing fd: Int32 = -1) -> Bool {
+        var bytes: [UInt8] = []
+        do { try encoder.encode(record, into: &bytes) } catch {
+            lock.lock()
+            dropped &+= 1
+            lock.unlock()
+            if fd >= 0 { close(fd) }
+            return false
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        var chunk = chunks.last
+        let needsOwnChunk = fd >= 0
+        if needsOwnChunk || chunk == nil || chunk!.fd >= 0 || chunk!.capacity - chunk!.used < bytes.count {
+            chunk = newChunk(minimum: bytes.count)
+        }
+        guard let c = chunk else {
+            dropped &+= 1
+            if fd >= 0 { close(fd) }
+            return false
+        }
+        bytes.withUnsafeBytes { c.base.advanced(by: c.used).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        c.used += bytes.count
+        c.frames += 1
+        if needsOwnChunk {
+            c.fd = fd
+            // Later frames go to a new chunk, so the descriptor travels with this frame alone.
+        }
+        nextSeq += 1
+        logged += 1
+        return true
+    }
+
+    /// Interns a metric key; returns its id (the same id for the same triple).
+    func intern(key: String, context: String, source: String) -> UInt32 {
+        lock.lock()
+        defer { lock.unlock() }
+        if let i = keys.firstIndex(where: { $0.key == key && $0.context == context && $0.source == source }) {
+            return UInt32(i)
+        }
+        keys.append(MetricKey(id: UInt32(keys.count), key: key, context: context, source: source))
+        return UInt32(keys.count - 1)
+    }
+
+    /// With `lock` held by the caller (`withLock`): what the sender needs.
+    struct Snapshot {
+        var chunks: [Chunk]
+        var used: [Int]
+        var keyCount: Int
+        var nextSeq: UInt64
+    }
+
+    func snapshot() -> Snapshot {
+        lock.lock()
+        defer { lock.unlock() }
+        return Snapshot(chunks: chunks, used: chunks.map(\.used), keyCount: keys.count, nextSeq: nextSeq)
+    }
+
+    func keyDefinitions(from: Int) -> [MetricKey] {
+        lock.lock()
+        defer { lock.unlock() }
+        return Array(keys[from...])
+    }
+
+    /// The daemon made frames through `seq` durable: release chunks that are fully acknowledged
+    /// and already sent on this connection (serial below `sentBefore`). Chunks ahead of the
+    /// sender's cursor stay, so the frame numbering a HELLO announced is never broken.
+    func acknowledge(through seq: UInt64, sentBefore: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        if seq > ackedSeq { ackedSeq = min(seq, nextSeq - 1) }
+        while let first = chunks.first, first.serial < sentBefore, first.frames > 0, first.lastSeq <= ackedSeq {
+            chunks.removeFirst()
+            if first.fd >= 0 {
+                close(first.fd)
+                first.fd = -1
+            }
+            if first.capacity == FrameStore.chunkBytes {
+                pool.append(first)
+            } else {
+                allocatedBytes -= first.capacity
+            }
+        }
+        lock.broadcast()
+    }
+
+    /// Oldest frame number still held (the HELLO's first_seq after a reconnect).
+    var oldestHeld: UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return chunks.first(where: { $0.frames > 0 }).map(\.firstSeq) ?? nextSeq
+    }
+
+    struct Counters {
+        var logged: UInt64
+        var acked: UInt64
+        var dropped: UInt64
+        var nextSeq: UInt64
+    }
+
+    var counters: Counters {
+        lock.lock()
+        defer { lock.unlock() }
+        return Counters(logged: logged, acked: ackedSeq, dropped: dropped, nextSeq: nextSeq)
+    }
+
+    /// Waits until frames through `seq` are acknowledged or `deadline` (monotonic ns) passes.
+    func waitAcked(_ seq: UInt64, deadline: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        while ackedSeq < seq {
+            if Clock.monotonic() >= deadline { return false }
+            lock.wait(until: min(deadline, Clock.monotonic() + 50_000_000))
+        }
+        return true
+    }
+
+    /// After fork(): the child drops its parent's frames and starts numbering afresh.
+    func resetAfterFork() {
+        for c in chunks where c.fd >= 0 {
+            close(c.fd)
+            c.fd = -1
+        }
+        chunks.removeAll()
+        pool.removeAll()
+        allocatedBytes = 0
+        nextSeq = 1
+        ackedSeq = 0
+        logged = 0
+        dropped = 0
+    }
+}
