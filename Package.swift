@@ -60,6 +60,13 @@ let package = Package(
             name: "wire-producer",
             dependencies: ["LogdCore", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Counts heap allocations in the benchmark process (interposes malloc and friends).
+        .target(name: "CAllocCounter"),
+        // The benchmark (docs/PERFORMANCE.md): run it in release mode, `make bench`.
+        .executableTarget(
+            name: "logd-bench", dependencies: ["LogSDK", "LogdCore", "Wire", "CAllocCounter"],
+            swiftSettings: [.swiftLanguageMode(.v5)]  // a top-level script: globals on one thread
+        ),
         // libFuzzer target for the decoder; a normal build replays files (see its main.swift).
         .executableTarget(name: "wire-fuzz", dependencies: ["Wire"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),

@@ -53,6 +53,12 @@ final class FrameStore: @unchecked Sendable {
     private(set) var ackedSeq: UInt64 = 0
     private(set) var logged: UInt64 = 0
     private(set) var dropped: UInt64 = 0
+    // The active chunk as plain scalars, so the hot path touches no object (no ARC traffic).
+    // Authoritative while a chunk is active; `syncActive()` writes them back to the chunk.
+    private var activeBase: UnsafeMutableRawPointer?
+    private var activeUsed = 0
+    private var activeCapacity = 0
+    private var activeFrames = 0
     /// Interned metric keys in id order: resent after every (re)connect.
     private(set) var keys: [MetricKey] = []
     private let encoder = FrameEncoder()
@@ -68,27 +74,69 @@ final class FrameStore: @unchecked Sendable {
     @inline(__always)
     func appendMetric(keyID: UInt32, step: Int64, timestamp: Int64, value: Double) -> Bool {
         lock.lock()
-        var chunk = chunks.last
-        if chunk == nil || chunk!.fd >= 0 || chunk!.capacity - chunk!.used < Metric.frameBytes {
-            chunk = newChunk(minimum: Metric.frameBytes)
-            if chunk == nil {
+        if _slowPath(activeCapacity &- activeUsed < Metric.frameBytes) {
+            guard newChunk(minimum: Metric.frameBytes) != nil else {
                 dropped &+= 1
                 lock.unlock()
                 return false
             }
         }
-        let c = chunk.unsafelyUnwrapped
-        Metric(keyID: keyID, step: step, timestamp: timestamp, value: value).store(frameAt: c.base + c.used)
-        c.used &+= Metric.frameBytes
-        c.frames &+= 1
+        Metric(keyID: keyID, step: step, timestamp: timestamp, value: value)
+            .store(frameAt: activeBase.unsafelyUnwrapped + activeUsed)
+        activeUsed &+= Metric.frameBytes
+        activeFrames &+= 1
         nextSeq &+= 1
         logged &+= 1
         lock.unlock()
         return true
     }
 
+    /// With `lock` held: writes the active chunk's counters back to its object.
+    private func syncActive() {
+        guard let c = chunks.last, activeBase != nil else { return }
+        c.used = activeUsed
+        c.frames = activeFrames
+    }
+
+    /// With `lock` held: makes `c` the active chunk (or none when nil / it carries a descriptor).
+    private func activate(_ c: Chunk?) {
+        guard let c, c.fd < 0 else {
+            activeBase = nil
+            activeUsed = 0
+            activeCapacity = 0
+            activeFrames = 0
+            return
+        }
+        activeBase = c.base
+        activeUsed = c.used
+        activeCapacity = c.capacity
+        activeFrames = c.frames
+    }
+
     /// With `lock` held: a fresh active chunk for at least `minimum` bytes, or nil at capacity.
     private func newChunk(minimum: Int) -> Chunk? {
+        syncActive()
+        let c = makeChunk(minimum: minimum)
+        activate(c)
+        return c
+    }
+
+    /// Called by the sender thread: keeps one chunk ready in the pool, its pages touched, so
+    /// the hot path's rollover neither allocates nor page-faults.
+    func prepareSpare() {
+        lock.lock()
+        let need = pool.isEmpty && allocatedBytes + FrameStore.chunkBytes <= capacityBytes
+        if need { allocatedBytes += FrameStore.chunkBytes }
+        lock.unlock()
+        guard need else { return }
+        let c = Chunk(capacity: FrameStore.chunkBytes)
+        memset(c.base, 0, c.capacity)
+        lock.lock()
+        pool.append(c)
+        lock.unlock()
+    }
+
+    private func makeChunk(minimum: Int) -> Chunk? {
         let size = max(FrameStore.chunkBytes, minimum)
         let c: Chunk
         if size == FrameStore.chunkBytes, let pooled = pool.popLast() {
@@ -124,6 +172,7 @@ final class FrameStore: @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
+        syncActive()
         var chunk = chunks.last
         let needsOwnChunk = fd >= 0
         if needsOwnChunk || chunk == nil || chunk!.fd >= 0 || chunk!.capacity - chunk!.used < bytes.count {
@@ -141,6 +190,7 @@ final class FrameStore: @unchecked Sendable {
             c.fd = fd
             // Later frames go to a new chunk, so the descriptor travels with this frame alone.
         }
+        activate(c)
         nextSeq += 1
         logged += 1
         return true
@@ -168,6 +218,7 @@ final class FrameStore: @unchecked Sendable {
     func snapshot() -> Snapshot {
         lock.lock()
         defer { lock.unlock() }
+        syncActive()
         return Snapshot(chunks: chunks, used: chunks.map(\.used), keyCount: keys.count, nextSeq: nextSeq)
     }
 
@@ -183,6 +234,7 @@ final class FrameStore: @unchecked Sendable {
     func acknowledge(through seq: UInt64, sentBefore: UInt64) {
         lock.lock()
         defer { lock.unlock() }
+        syncActive()
         if seq > ackedSeq { ackedSeq = min(seq, nextSeq - 1) }
         while let first = chunks.first, first.serial < sentBefore, first.frames > 0, first.lastSeq <= ackedSeq {
             chunks.removeFirst()
@@ -196,6 +248,7 @@ final class FrameStore: @unchecked Sendable {
                 allocatedBytes -= first.capacity
             }
         }
+        if chunks.isEmpty { activate(nil) }
         lock.broadcast()
     }
 
@@ -203,6 +256,7 @@ final class FrameStore: @unchecked Sendable {
     var oldestHeld: UInt64 {
         lock.lock()
         defer { lock.unlock() }
+        syncActive()
         return chunks.first(where: { $0.frames > 0 }).map(\.firstSeq) ?? nextSeq
     }
 
@@ -238,6 +292,7 @@ final class FrameStore: @unchecked Sendable {
         }
         chunks.removeAll()
         pool.removeAll()
+        activate(nil)
         allocatedBytes = 0
         nextSeq = 1
         ackedSeq = 0

@@ -222,6 +222,9 @@ public final class Run: @unchecked Sendable {
         checkFork()
         if !finished {
             finished = true
+            // The drop total must reach the daemon before RUN_END ends the run there.
+            let dropped = store.counters.dropped
+            if dropped > 0 { sender.waitDropsSent(dropped, deadline: Clock.monotonic() + Int64(timeout * 0.25e9)) }
             store.append(.runEnd(RunEnd(status: status, timestamp: Clock.realtime())))
             let done = flush(timeout: timeout)
             sender.stop()

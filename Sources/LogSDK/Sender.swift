@@ -63,6 +63,19 @@ final class Sender: @unchecked Sendable {
         }, box.toOpaque())
     }
 
+    /// The drop total last sent on a connection (under `control`).
+    private var dropsSent: UInt64 = 0
+
+    /// Waits until the daemon has been sent a drop total of at least `total`, or `deadline`.
+    func waitDropsSent(_ total: UInt64, deadline: Int64) {
+        control.lock()
+        defer { control.unlock() }
+        control.signal()
+        while dropsSent < total, Clock.monotonic() < deadline {
+            control.wait(until: min(deadline, Clock.monotonic() + 20_000_000))
+        }
+    }
+
     private var isStopping: Bool {
         control.lock()
         defer { control.unlock() }
@@ -113,6 +126,7 @@ final class Sender: @unchecked Sendable {
                 disconnect()
                 return
             }
+            store.prepareSpare()
             switch transport {
             case .daemon(let path):
                 pump(path: path, flush: flush)
@@ -193,7 +207,13 @@ final class Sender: @unchecked Sendable {
         if c.dropped > reportedDrops {
             var out: [UInt8] = []
             try? FrameEncoder().encode(.drops(total: c.dropped), into: &out)
-            if sendAll(out) { reportedDrops = c.dropped }
+            if sendAll(out) {
+                reportedDrops = c.dropped
+                control.lock()
+                dropsSent = c.dropped
+                control.broadcast()
+                control.unlock()
+            }
         }
     }
 
