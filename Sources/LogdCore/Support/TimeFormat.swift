@@ -28,12 +28,17 @@ struct ISOTimeFormatter {
         var t = time_t(second)
         var tm = tm()
         gmtime_r(&t, &tm)
+        return format(tm, dateTime: "T", time: ":")
+    }
+
+    /// `YYYY-MM-DD<dateTime>HH<time>MM<time>SS` from broken-down time.
+    private static func format(_ tm: tm, dateTime: String, time: String) -> String {
         func pad(_ v: Int32, _ n: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, n - s.count)) + s
         }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T"
-            + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))"
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))\(dateTime)"
+            + "\(pad(tm.tm_hour, 2))\(time)\(pad(tm.tm_min, 2))\(time)\(pad(tm.tm_sec, 2))"
     }
 
     /// The whole ISO-8601 text of one timestamp.
@@ -49,11 +54,6 @@ struct ISOTimeFormatter {
         var t = time_t(nanos / 1_000_000_000)
         var tm = tm()
         localtime_r(&t, &tm)
-        func pad(_ v: Int32, _ n: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, n - s.count)) + s
-        }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))_"
-            + "\(pad(tm.tm_hour, 2))-\(pad(tm.tm_min, 2))-\(pad(tm.tm_sec, 2))"
+        return format(tm, dateTime: "_", time: "-")
     }
 }
