@@ -18,10 +18,66 @@ enum LogctlExit {
 struct Logctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logctl",
-        abstract: "Talk to logd: status and flush.",
+        abstract: "Talk to logd (status, flush) and read runs from disk (runs, show, compare, tail).",
+        discussion: """
+            status and flush talk to the daemon (--socket, $LOGD_SOCKET); runs, show, compare and tail read the run \
+            directories alone, no daemon needed (--data-root, $LOGD_DATA_ROOT). Exit codes: 0 success, 1 failed, \
+            2 usage, 3 logd not running, 4 run not found (docs/CONTROL_PROTOCOL.md §4, docs/LOGCTL.md).
+            """,
         version: "logctl 0.1.0",
-        subcommands: [Status.self, Flush.self])
+        subcommands: [Status.self, Flush.self, Runs.self, Show.self, Compare.self, Tail.self])
+
+    /// ArgumentParser's own main, except that a bad command line exits 2 (documented), not 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileOutput.stderr(fullMessage(for: error) + "\n")
+                Glibc.exit(LogctlExit.usage)
+            }
+            exit(withError: error)
+        }
+    }
 }
+
+/// Options of the commands that read runs from disk.
+struct DataRootOptions: ParsableArguments {
+    @Option(
+        name: .customLong("data-root"),
+        help:
+            "Where the run directories are (default: $LOGD_DATA_ROOT, else $XDG_DATA_HOME/logd/runs, else ~/.local/share/logd/runs)."
+    )
+    var dataRoot: String?
+
+    var path: String { dataRoot ?? LogdConfig.defaultDataRoot(LogdConfig.processEnvironment()) }
+
+    /// The run `name` names (run id, id prefix, or folder), or exit 4 with one line.
+    func run(_ name: String) throws -> RunDirectory {
+        do {
+            return try RunCatalog.find(name, root: path)
+        } catch {
+            FileOutput.stderr("logctl: \(error)\n")
+            throw ExitCode(LogctlExit.runNotFound)
+        }
+    }
+}
+
+/// Writes bytes to stdout (unbuffered, whole).
+func writeOut(_ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return
+        }
+        offset += n
+    }
+}
+
+func writeOut(_ text: String) { writeOut(Array(text.utf8)) }
 
 /// Options every command shares.
 struct DaemonOptions: ParsableArguments {
