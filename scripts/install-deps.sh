@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what logd needs to build and test on Debian/Ubuntu: libuv and libyaml (-dev),
-# pkg-config, and the Python validators the tests use (PyYAML, yamllint, prov).
+# pkg-config, the Python validators the tests use (PyYAML, yamllint, prov), and for the packaging
+# tests systemd (systemd-socket-activate, systemd-analyze), make, and dpkg-deb (dpkg).
 # Swift itself is expected on PATH (https://swift.org/install); this script does not fetch it.
 set -euo pipefail
 
@@ -11,10 +12,13 @@ need_apt=0
 for pc in libuv yaml-0.1; do
   pkg-config --exists "$pc" 2>/dev/null || need_apt=1
 done
+for tool in systemd-socket-activate systemd-analyze make dpkg-deb; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt=1
+done
 if [ "$need_apt" -eq 1 ] || [ "${CI:-}" = "true" ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update
-  $SUDO apt-get install -y libuv1-dev libyaml-dev pkg-config
+  $SUDO apt-get install -y libuv1-dev libyaml-dev pkg-config systemd make dpkg
 fi
 
 if ! python3 -c 'import yaml, yamllint, prov' 2>/dev/null; then

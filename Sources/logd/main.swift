@@ -64,9 +64,13 @@ struct Logd: ParsableCommand {
         sigfillset(&all)
         sigprocmask(SIG_UNBLOCK, &all, nil)
         let log = DaemonLog(level: cfg.logLevel)
+        // A socket passed by systemd is reported (logctl status) by the path it is really bound to.
+        let adopted = SystemdActivation.listenFD()
+        var serverConfig = cfg
+        if let fd = adopted, let path = SystemdActivation.boundPath(fd) { serverConfig.socket = path }
         let server: Server
         do {
-            server = try Server(config: cfg, log: log, listenFD: SystemdActivation.listenFD())
+            server = try Server(config: serverConfig, log: log, listenFD: adopted)
         } catch {
             FileOutput.stderr("logd: \(error)\n")
             throw ExitCode(1)
