@@ -29,6 +29,8 @@ struct Producer: ParsableCommand {
     @Option(help: "finished, failed, killed, or none (exit without RUN_END).") var end = "finished"
     @Option(help: "Seconds to keep retrying to connect and resend.") var retrySeconds = 30.0
     @Option(help: "Microseconds to sleep between 64 KiB sends (to stretch a run for kill tests).") var pauseMicros = 0
+    @Option(help: "Send a PARAMS frame every N metrics (0: none): {progress: {step, lr, note}, block: {k0…}}.") var paramsEvery = 0
+    @Option(help: "Entries in each PARAMS frame's `block` map (a bigger config.yaml and prov.json).") var paramsKeys = 8
 
     func run() throws {
         let session = session.flatMap(SessionID.init(hex:)) ?? SessionID(high: UInt64.random(in: 1...UInt64.max), low: UInt64.random(in: 0...UInt64.max))
@@ -44,7 +46,22 @@ struct Producer: ParsableCommand {
             frames.append(try enc.frame(.metricBatch(pending)))
             pending.removeAll()
         }
+        func params(_ i: Int) -> Value {
+            var block: [(key: String, value: Value)] = []
+            for k in 0..<paramsKeys {
+                let v: Value = k % 3 == 0 ? .string("value \(k)") : k % 3 == 1 ? .double(Double(k) * 0.5) : .int(Int64(k))
+                block.append((key: "k\(k)", value: v))
+            }
+            return [
+                "progress": ["step": .int(Int64(i)), "lr": .double(Double(i) * 1e-5), "note": .string("yes")],
+                "block": .map(block),
+            ]
+        }
         for i in 0..<metrics {
+            if paramsEvery > 0, i % paramsEvery == 0 {
+                try flushBatch()
+                frames.append(try enc.frame(.params(params(i))))
+            }
             let m = Metric(keyID: UInt32(i % keys), step: Int64(i), timestamp: t0 + Int64(i) * 1_000_000, value: Double(i))
             if batch > 0 {
                 pending.append(m)
@@ -79,20 +96,20 @@ struct Producer: ParsableCommand {
             }
             do {
                 let s = try WireSocket(path: socket)
-                try s.send([.hello(Hello(role: .producer, pid: UInt32(getpid()), session: session, firstSeq: acked + 1, clientName: "wire-producer", clientVersion: "0.1.0"))])
+                // HELLO numbers the first frame sent here `first`: resend from exactly that frame,
+                // even when WELCOME says more is durable (the daemon skips what it has). Starting
+                // later would shift the daemon's numbering: frames lost, others written twice.
+                let first = acked + 1
+                try s.send([.hello(Hello(role: .producer, pid: UInt32(getpid()), session: session, firstSeq: first, clientName: "wire-producer", clientVersion: "0.1.0"))])
                 guard case .welcome(let w) = try s.receive(timeoutMs: 5000) else { throw WireSocket.Failure.protocolError("no WELCOME") }
                 acked = max(acked, w.durableThrough)
-                var i = Int(acked)
                 var out: [UInt8] = []
+                var i = Int(first - 1)  // frames[k] is frame number k + 1
                 if i == 0 {
-                    out += frames[0]
+                    out += frames[0]  // RUN_START before the key definitions
                     i = 1
                 }
                 out += keyDefs
-                // Numbering: the first frame sent has number acked+1, so resend from there.
-                var sendFrom = Int(acked)
-                if sendFrom == 0 { sendFrom = 1 }
-                i = sendFrom
                 while i < frames.count {
                     out += frames[i]
                     i += 1

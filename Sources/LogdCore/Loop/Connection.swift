@@ -40,6 +40,10 @@ final class Connection {
     var sentRunEnd = false
     /// A frame number received here that still has to be reported to the writer.
     var unmarkedSeq = false
+    /// Descriptors received with SCM_RIGHTS and not yet paired with a copy-mode ARTIFACT or
+    /// MODEL_VERSION frame, oldest first (bounded by `maxPassedFDs`; closed with the connection).
+    var passedFDs: [Int32] = []
+    static let maxPassedFDs = 64
 
     // Counters for status.
     var records: UInt64 = 0
@@ -69,7 +73,21 @@ final class Connection {
         buffer = .allocate(byteCount: capacity, alignment: 16)
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        closePassedFDs()
+    }
+
+    func closePassedFDs() {
+        for fd in passedFDs { close(fd) }
+        passedFDs.removeAll()
+    }
+
+    /// The oldest passed descriptor not yet paired with a frame, now owned by the caller.
+    func nextPassedFD() -> PassedFD? {
+        guard !passedFDs.isEmpty else { return nil }
+        return PassedFD(passedFDs.removeFirst())
+    }
 
     var bufferedBytes: Int { end - start }
 

@@ -1,5 +1,16 @@
 import Wire
 
+extension Record {
+    /// A copy-mode ARTIFACT or MODEL_VERSION: it travels with one SCM_RIGHTS descriptor.
+    var carriesDescriptor: Bool {
+        switch self {
+        case .artifact(let a): a.mode == .copy
+        case .modelVersion(let m): m.mode == .copy
+        default: false
+        }
+    }
+}
+
 /// Routing decoded records: handshake, numbering and de-duplication, runs and their ends.
 /// Loop-confined, like the rest of `Server`.
 extension Server {
@@ -19,8 +30,19 @@ extension Server {
             }
             handleControl(request, on: conn)
         case .producer:
+            // A copy-mode ARTIFACT / MODEL_VERSION takes the oldest descriptor passed on this
+            // connection (it arrived with the frame's first byte, so it is already here).
+            var fd: PassedFD?
+            if record.carriesDescriptor {
+                guard let next = conn.nextPassedFD() else {
+                    return protocolError(
+                        conn, code: .protocolViolation,
+                        message: "copy-mode \(FrameKind(rawValue: record.kind)?.name ?? "") frame without a file descriptor (SCM_RIGHTS)")
+                }
+                fd = next
+            }
             if record.isNumbered {
-                numbered(record, on: conn)
+                numbered(record, fd: fd, on: conn)
             } else {
                 connectionFrame(record, on: conn)
             }
@@ -81,6 +103,10 @@ extension Server {
             guard let session = conn.session else { return }
             markReceived(conn)
             newBarrier(.producer(connection: conn.id, token: token, session: session))
+        case .drops(let total):
+            guard let session = conn.session, let run = sessions[session]?.run else { return }
+            sessions[session]?.dropped = total
+            enqueue(.drops(run: run, session: session, total: total))
         case .unknown:
             break
         default:
@@ -88,18 +114,25 @@ extension Server {
         }
     }
 
-    private func numbered(_ record: Record, on conn: Connection) {
+    /// `fd`: the descriptor a copy-mode frame carries; dropping it (a duplicate, an error)
+    /// closes it.
+    private func numbered(_ record: Record, fd: PassedFD?, on conn: Connection) {
         guard let session = conn.session, var state = sessions[session] else { return }
         let seq = conn.nextSeq
         conn.nextSeq += 1
         if seq <= state.received {
-            duplicatesSkipped += 1
-            return  // already received before a reconnect or restart: never written twice
+            // Already received before a reconnect or restart: never written twice — except a
+            // copy whose descriptor a restart lost (a hole), which is taken again.
+            guard state.holes.remove(seq) != nil else {
+                duplicatesSkipped += 1
+                return
+            }
+        } else {
+            if seq != state.received + 1, state.received > 0 {
+                log.limited(.warning, key: "gap", "session \(session): frames \(state.received + 1)…\(seq - 1) never arrived")
+            }
+            state.received = seq
         }
-        if seq != state.received + 1, state.received > 0 {
-            log.limited(.warning, key: "gap", "session \(session): frames \(state.received + 1)…\(seq - 1) never arrived")
-        }
-        state.received = seq
         sessions[session] = state
         conn.unmarkedSeq = true
         conn.records += 1
@@ -131,10 +164,6 @@ extension Server {
             enqueue(.log(run: runIndex, rank: conn.rank, line))
         case .params(let value):
             enqueue(.params(run: runIndex, value))
-        case .drops(let total):
-            state.dropped = total
-            sessions[session] = state
-            enqueue(.drops(run: runIndex, session: session, total: total))
         case .runEnd(let end):
             conn.sentRunEnd = true
             sessions[session]?.end = .sent(end.status)
@@ -142,7 +171,8 @@ extension Server {
             enqueue(.producerEnded(run: runIndex, session: session, .sent(end.status)))
             endRunIfDone(run)
         case .artifact, .modelInfo, .modelVersion, .dataset:
-            enqueue(.record(run: runIndex, session: session, record))
+            if fd != nil { copiesInFlight += 1 }
+            enqueue(.record(run: runIndex, session: session, seq: seq, record, fd))
         default:
             break  // .unknown numbered kinds from a newer minor version: counted, skipped
         }
@@ -243,7 +273,10 @@ extension Server {
         run.graceDeadline = Posix.monotonicNanos() + Int64(config.resumeGraceSeconds) * 1_000_000_000
         for (session, seq) in recovered.sessions {
             run.sessions.insert(session)
-            sessions[session] = SessionState(run: run.index, received: seq, durable: seq, connection: nil, end: nil)
+            if let rank = recovered.ranks[session] { ranks[session] = rank }
+            sessions[session] = SessionState(
+                run: run.index, received: max(seq, recovered.received[session] ?? seq), durable: seq, connection: nil, end: nil,
+                holes: recovered.holes[session] ?? [])
         }
         runsByID[recovered.runID] = run
         runs[run.index] = run

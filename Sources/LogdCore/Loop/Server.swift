@@ -24,6 +24,9 @@ public final class Server: @unchecked Sendable {
         var connection: Int?
         var end: ProducerEnd?
         var dropped: UInt64 = 0
+        /// Frame numbers up to `received` that are taken again when resent: copy-mode frames
+        /// whose copy a restart interrupted (their descriptor was lost with the old process).
+        var holes: Set<UInt64> = []
     }
 
     final class RunState {
@@ -83,6 +86,12 @@ public final class Server: @unchecked Sendable {
     var barriers: [UInt64: BarrierWaiter] = [:]
     /// Each producer session's rank, from its RUN_START.
     var ranks: [SessionID: Int32] = [:]
+    /// recvmsg's control buffer (loop-confined, reused for every read).
+    private let control = UnsafeMutableRawPointer.allocate(byteCount: DescriptorPassing.controlBytes, alignment: 16)
+    /// Copy-mode artifacts handed to the writer whose copy has not finished: each holds an open
+    /// descriptor, so above `maxCopiesInFlight` the loop stops reading (backpressure).
+    var copiesInFlight = 0
+    static let maxCopiesInFlight = 256
     private var batch: [WriterItem] = []
     private var batchBytes = 0
     private(set) var readingPaused = false
@@ -150,6 +159,7 @@ public final class Server: @unchecked Sendable {
         lifecycle = .running
         rateSample = (Posix.monotonicNanos(), 0)
         log.log(.info, "listening on \(ownsSocketPath ? config.socket : "an adopted socket"), writing runs to \(config.dataRoot)")
+        SystemdNotify.send("READY=1\nSTATUS=accepting connections")
         uv_run(loop, UV_RUN_DEFAULT)
         writer.join()
         uv_loop_close(loop)
@@ -189,6 +199,9 @@ public final class Server: @unchecked Sendable {
             case .runOpened(let index, let directory):
                 runs[index]?.directory = directory
             case .queueDrained:
+                resumeReadingIfDrained()
+            case .copiesFinished(let n):
+                copiesInFlight -= n
                 resumeReadingIfDrained()
             case .stopped:
                 finishStop()
@@ -259,7 +272,16 @@ public final class Server: @unchecked Sendable {
         var budget = budget
         while budget > 0, conn.state != .closed, !readingPaused || lifecycle == .draining {
             if conn.end == conn.capacity { conn.reserve(frameBytes: conn.capacity) }
-            let n = recv(conn.fd, conn.buffer + conn.end, conn.capacity - conn.end, Int32(MSG_DONTWAIT))
+            let got = DescriptorPassing.receive(conn.fd, into: conn.buffer + conn.end, count: conn.capacity - conn.end, control: control)
+            let n = got.count
+            if !got.fds.isEmpty || got.truncated {
+                conn.passedFDs += got.fds
+                if got.truncated || conn.passedFDs.count > Connection.maxPassedFDs {
+                    return protocolError(
+                        conn, code: .protocolViolation,
+                        message: "too many file descriptors passed (at most \(Connection.maxPassedFDs) unpaired, \(DescriptorPassing.maxPerMessage) per message)")
+                }
+            }
             if n > 0 {
                 conn.end += n
                 conn.bytesIn += UInt64(n)
@@ -268,7 +290,9 @@ public final class Server: @unchecked Sendable {
                 decodeFrames(conn)
                 continue
             }
-            if n == 0 {
+            // ECONNRESET on a Unix socket: the peer closed with our replies unread — an end of
+            // stream like any other (a partial frame left behind is counted the same way).
+            if n == 0 || (n < 0 && errno == ECONNRESET) {
                 decodeFrames(conn)
                 if conn.state != .closed {
                     if conn.bufferedBytes > 0 {
@@ -307,6 +331,10 @@ public final class Server: @unchecked Sendable {
             }
             conn.start += consumed
             handle(record, on: conn)
+            if batch.count >= 4096 {
+                markReceived(conn)
+                flushBatch()
+            }
         }
         if conn.start == conn.end {
             conn.start = 0
@@ -371,10 +399,12 @@ public final class Server: @unchecked Sendable {
 
     // MARK: batching to the writer
 
+    /// Adds an item to the batch for the writer. Batches are handed over at frame boundaries
+    /// (`decodeFrames`, the end of each event), never between a frame's records and the mark
+    /// that follows them: a checkpoint must never cover records its frame numbers do not.
     func enqueue(_ item: WriterItem) {
         batch.append(item)
         batchBytes += item.weight
-        if batch.count >= 4096 { flushBatch() }
     }
 
     func flushBatch() {
@@ -382,7 +412,9 @@ public final class Server: @unchecked Sendable {
         let queued = writer.enqueue(batch, bytes: batchBytes)
         batch.removeAll(keepingCapacity: true)
         batchBytes = 0
-        if queued > config.writerQueueBytes, !readingPaused, lifecycle == .running { pauseReading() }
+        if queued > config.writerQueueBytes || copiesInFlight > Server.maxCopiesInFlight, !readingPaused, lifecycle == .running {
+            pauseReading()
+        }
     }
 
     private func pauseReading() {
@@ -392,7 +424,9 @@ public final class Server: @unchecked Sendable {
     }
 
     func resumeReadingIfDrained() {
-        guard readingPaused, writer.queuedBytes <= config.writerQueueBytes / 2 else { return }
+        guard readingPaused, writer.queuedBytes <= config.writerQueueBytes / 2, copiesInFlight <= Server.maxCopiesInFlight / 2 else {
+            return
+        }
         readingPaused = false
         for conn in connections.values { setPoll(conn, readable: true) }
     }
@@ -422,6 +456,7 @@ public final class Server: @unchecked Sendable {
 
     func connectionClosed(_ conn: Connection) {
         close(conn.fd)
+        conn.closePassedFDs()
     }
 
     // MARK: acknowledgements and barriers
@@ -507,6 +542,7 @@ public final class Server: @unchecked Sendable {
     public func stop() {
         guard lifecycle == .running else { return }
         lifecycle = .draining
+        SystemdNotify.send("STOPPING=1\nSTATUS=draining")
         if let poll = listenPoll {
             uv_poll_stop(poll)
             uv_close(UnsafeMutableRawPointer(poll).assumingMemoryBound(to: uv_handle_t.self), c_serverHandleClosed)

@@ -33,15 +33,42 @@ final class RunFiles {
     var producers: [Producer] = []
     var status = "running"
     var endTime: Int64?
+    /// The merged params (`Value.merging`, map keys unique): config.yaml.
     var params: Value = .map([])
-    var extras: [Value] = []
     var metricCount: UInt64 = 0
     var logCount: UInt64 = 0
     let log: RotatingFile
     let metrics: RotatingFile
     var isOpen = true
-    /// Something changed since the last run.yaml.
-    var snapshotStale = true
+
+    // Run outputs (RunOutputs.swift): summaries, artifacts, models, datasets.
+    /// One running summary per (context, key), in the order keys first appeared.
+    var summaries: [MetricSummary] = []
+    var summaryIndex: [SummaryKey: Int] = [:]
+    /// Artifacts and model versions, in the order received.
+    var outputs: [OutputEntry] = []
+    var models: [ModelEntry] = []
+    var datasets: [DatasetInfo] = []
+    /// Stored names in use (`artifacts/<name>`, `models/<dir>`), for unique names.
+    var usedArtifactNames: Set<String> = []
+    var usedModelDirs: Set<String> = []
+    /// Copies of this run the copier has not finished.
+    var activeCopies = 0
+    /// The run ended while copies were running: its end is finished when they are.
+    var deferredEnd: String?
+    /// Snapshot files to rewrite; the summary is stale when metricCount moved past it.
+    var stale: Snapshots = .all
+    var summaryWrittenAt: UInt64 = .max
+    /// User names by uid (prov.json's agent), looked up once.
+    var userNames: [UInt32: String] = [:]
+
+    /// Something changed since the last snapshots (run.yaml and prov.json when set).
+    var snapshotStale: Bool {
+        get { !stale.isEmpty || summaryWrittenAt != metricCount }
+        set {
+            if newValue { stale.formUnion([.runYAML, .prov]) } else { stale = [] }
+        }
+    }
     var lastSnapshot: Int64 = 0
     /// Something was written since the last durability point.
     var needsDurability = true
@@ -128,7 +155,7 @@ final class RunFiles {
         if case .int(let n)? = state["metric_count"] { run.metricCount = UInt64(n) }
         if case .int(let n)? = state["log_count"] { run.logCount = UInt64(n) }
         if let p = state["params"] { run.params = p }
-        if case .list(let extras)? = state["extras"] { run.extras = extras }
+        run.restoreOutputs(from: state)
         if case .list(let producers)? = state["producers"] {
             for p in producers {
                 guard case .string(let startHex)? = p["start"], let startBytes = hexBytes(startHex),
@@ -141,8 +168,9 @@ final class RunFiles {
                     session: session, pid: Int32(truncatingIfNeeded: int("pid")), uid: UInt32(truncatingIfNeeded: int("uid")),
                     clientName: str("client"), clientVersion: str("client_version"), start: start)
                 let seq = UInt64(int("durable_seq"))
+                let received = max(seq, UInt64(int("received_seq")))
                 run.producers.append(
-                    Producer(info: info, status: str("status"), dropped: UInt64(int("dropped")), durableSeq: seq, receivedSeq: seq))
+                    Producer(info: info, status: str("status"), dropped: UInt64(int("dropped")), durableSeq: seq, receivedSeq: received))
             }
         }
         return run
@@ -156,7 +184,7 @@ final class RunFiles {
     func checkpointBytes() -> [UInt8] {
         let encoder = FrameEncoder(limits: RunFiles.checkpointLimits)
         let identityHex = hexString((try? FrameEncoder().frame(.runStart(identity))) ?? [])
-        let state: Value = [
+        var state: Value = [
             "format": "logd-checkpoint-1",
             "identity": .string(identityHex),
             "main_log": [.int(Int64(log.rotated)), .int(Int64(log.size))],
@@ -168,6 +196,7 @@ final class RunFiles {
                     [
                         "session": .string(p.info.session.description),
                         "durable_seq": .int(Int64(p.durableSeq)),
+                        "received_seq": .int(Int64(p.receivedSeq)),
                         "pid": .int(Int64(p.info.pid)), "uid": .int(Int64(p.info.uid)),
                         "client": .string(p.info.clientName), "client_version": .string(p.info.clientVersion),
                         "status": .string(p.status), "dropped": .int(Int64(clamping: p.dropped)),
@@ -175,8 +204,8 @@ final class RunFiles {
                     ]
                 }),
             "params": params,
-            "extras": .list(extras),
         ]
+        state = state.merging(outputsCheckpoint())
         return (try? encoder.frame(.params(state))) ?? []
     }
 
@@ -186,9 +215,13 @@ final class RunFiles {
         try log.sync()
         try metrics.sync()
         var moved: [(SessionID, UInt64)] = []
-        for i in producers.indices where producers[i].receivedSeq > producers[i].durableSeq {
-            producers[i].durableSeq = producers[i].receivedSeq
-            moved.append((producers[i].info.session, producers[i].durableSeq))
+        for i in producers.indices {
+            // A copy still running holds its session's acknowledgement below its frame: the
+            // frame is durable only once the copy is (a restart takes it again, see `holes`).
+            let target = min(producers[i].receivedSeq, ackLimit(producers[i].info.session))
+            guard target > producers[i].durableSeq else { continue }
+            producers[i].durableSeq = target
+            moved.append((producers[i].info.session, target))
         }
         try Posix.replaceFile(dirfd, RunFiles.checkpointName, checkpointBytes())
         needsDurability = false
@@ -238,12 +271,36 @@ final class RunFiles {
                 "main_log_segments": .int(Int64(log.rotated + 1)), "metrics_csv_segments": .int(Int64(metrics.rotated + 1)),
             ],
         ]
-        return YAMLEmitter.render(doc)
+        return YAMLEmitter.render(doc.merging(outputsForRunYAML()))
     }
 
+    /// Rewrites the stale snapshot files, each replaced atomically (temp, fsync, rename,
+    /// directory fsync): a crash leaves the old file or the new one.
     func writeSnapshots(user: String, now: Int64) throws(SystemError) {
-        try Posix.replaceFile(dirfd, "run.yaml", runYAML(user: user))
-        snapshotStale = false
+        if stale.contains(.config) {
+            try Posix.replaceFile(dirfd, "config.yaml", YAMLEmitter.render(params))
+            try Posix.replaceFile(dirfd, "config_tree.txt", ConfigTree.render(params))
+            stale.remove(.config)
+        }
+        if summaryWrittenAt != metricCount || stale.contains(.summary) {
+            try Posix.replaceFile(dirfd, "summary.yaml", summaryYAML())
+            summaryWrittenAt = metricCount
+            stale.remove(.summary)
+        }
+        if stale.contains(.models) {
+            try writeModelFiles()
+            stale.remove(.models)
+        }
+        if stale.contains(.prov) {
+            // The agent is the person who ran the training: the first producer's uid (the
+            // kernel's word). run.yaml's `user` stays the account logd runs as.
+            try Posix.replaceFile(dirfd, "prov.json", Provenance.document(for: self, user: runUser(fallback: user)))
+            stale.remove(.prov)
+        }
+        if stale.contains(.runYAML) {
+            try Posix.replaceFile(dirfd, "run.yaml", runYAML(user: user))
+            stale.remove(.runYAML)
+        }
         lastSnapshot = now
     }
 

@@ -23,6 +23,8 @@ final class Writer: @unchecked Sendable {
         var middle: [UInt8]
         /// `,rank,source\n` escaped for CSV.
         var tail: [UInt8]
+        /// The run's running summary of (context, key) this key updates (-1: none).
+        var summary: Int
     }
 
     let config: LogdConfig
@@ -35,6 +37,8 @@ final class Writer: @unchecked Sendable {
     private var queue: [[WriterItem]] = []
     private var queueBytes = 0
     private var sharedStats = Stats()
+    /// Copies the copier finished, waiting for the writer.
+    private var completions: [CopyResult] = []
 
     // Writer-confined.
     private var runs: [Int32: RunFiles] = [:]
@@ -42,7 +46,14 @@ final class Writer: @unchecked Sendable {
     private var stats = Stats()
     private var time = ISOTimeFormatter()
     private var lastDurable: Int64 = 0
-    private var pendingBarriers: [UInt64] = []
+    /// Barriers waiting for the next durability point, each with the copies it waits for
+    /// (every copy submitted before it: `flush` returning means copies are on disk).
+    private var pendingBarriers: [(id: UInt64, copies: UInt64)] = []
+    private var copier: ArtifactCopier!
+    private var copiesSubmitted: UInt64 = 0
+    private var copiesFinished: UInt64 = 0
+    /// Passed descriptors the writer is done with since the last report to the loop.
+    private var descriptorsReleased = 0
     private var thread: NativeThread?
     private var scratch: [UInt8] = []
     private let user: String
@@ -57,6 +68,15 @@ final class Writer: @unchecked Sendable {
         if rootfd < 0 { throw SystemError("open", path: config.dataRoot) }
         user = Writer.userName(getuid())
         scratch.reserveCapacity(1 << 16)
+        copier = ArtifactCopier { [unowned self] result in self.copyFinished(result) }
+    }
+
+    /// The copier's door: a finished copy (thread-safe).
+    private func copyFinished(_ result: CopyResult) {
+        lock.withLock {
+            completions.append(result)
+            lock.signal()
+        }
     }
 
     static func userName(_ uid: uid_t) -> String {
@@ -98,10 +118,16 @@ final class Writer: @unchecked Sendable {
                     continue
                 }
                 runs[index] = run
-                recovered.append(
-                    RecoveredRun(
-                        index: index, runID: run.runID, directory: directory,
-                        sessions: run.producers.map { ($0.info.session, $0.durableSeq) }))
+                run.removeSnapshotTemps()
+                var r = RecoveredRun(
+                    index: index, runID: run.runID, directory: directory,
+                    sessions: run.producers.map { ($0.info.session, $0.durableSeq) })
+                for p in run.producers {
+                    r.received[p.info.session] = p.receivedSeq
+                    r.ranks[p.info.session] = p.info.start.rank
+                }
+                r.holes = run.holes()
+                recovered.append(r)
                 log.log(.info, "resumable run \(directory) (\(run.producers.count) producers)")
             } catch {
                 log.log(.warning, "run \(directory): cannot reopen: \(error)")
@@ -127,6 +153,7 @@ final class Writer: @unchecked Sendable {
     var currentStats: Stats { lock.withLock { sharedStats } }
 
     func start() {
+        copier.start()
         thread = NativeThread(name: "logd-writer") { [self] in run() }
     }
 
@@ -141,10 +168,12 @@ final class Writer: @unchecked Sendable {
         while !stopping {
             let interval = Int64(config.ackIntervalMs) * 1_000_000
             var batch: [[WriterItem]] = []
+            var done: [CopyResult] = []
             var taken = 0
             lock.withLock {
-                if queue.isEmpty { lock.wait(untilMonotonic: Posix.monotonicNanos() + interval) }
+                if queue.isEmpty && completions.isEmpty { lock.wait(untilMonotonic: Posix.monotonicNanos() + interval) }
                 swap(&batch, &queue)
+                swap(&done, &completions)
                 taken = queueBytes
             }
             var events: [LoopEvent] = []
@@ -154,9 +183,20 @@ final class Writer: @unchecked Sendable {
                     apply(item, &events)
                 }
             }
+            if stopping {
+                // Running copies are abandoned: their entries stay pending in the checkpoint,
+                // and their frames are taken again when producers resend them after a restart.
+                copier.stop()
+                done += lock.withLock { () -> [CopyResult] in
+                    defer { completions.removeAll() }
+                    return completions
+                }
+            }
+            for result in done { copyDone(result, &events) }
             drainFiles()
             let now = Posix.monotonicNanos()
-            if !pendingBarriers.isEmpty || stopping || now - lastDurable >= interval {
+            let barrierReady = pendingBarriers.contains { $0.copies <= copiesFinished }
+            if barrierReady || stopping || now - lastDurable >= interval {
                 events += durabilityPoint(now: now, final: stopping)
             }
             lock.withLock {
@@ -164,6 +204,10 @@ final class Writer: @unchecked Sendable {
                 sharedStats = stats
             }
             if !batch.isEmpty { events.append(.queueDrained) }
+            if descriptorsReleased > 0 {
+                events.append(.copiesFinished(descriptorsReleased))
+                descriptorsReleased = 0
+            }
             if !events.isEmpty { post(events) }
         }
         for run in runs.values where run.isOpen { run.closeFiles() }
@@ -183,22 +227,33 @@ final class Writer: @unchecked Sendable {
         case .defineKey(let keyIndex, let runIndex, let key, let rank):
             keys[keyIndex] = KeyInfo(
                 run: runIndex, middle: csvField(key.context) + [0x2C] + csvField(key.key) + [0x2C],
-                tail: [0x2C] + Array(String(rank).utf8) + [0x2C] + csvField(key.source) + [0x0A])
+                tail: [0x2C] + Array(String(rank).utf8) + [0x2C] + csvField(key.source) + [0x0A],
+                summary: runs[runIndex]?.summarySlot(context: key.context, key: key.key, source: key.source) ?? -1)
         case .params(let runIndex, let value):
             guard let run = runs[runIndex] else { return }
-            run.params = run.params.merging(value)
-            run.snapshotStale = true
+            run.params = run.params.mergedParams(value.uniqueKeys())
+            run.stale.formUnion([.config, .prov])
             run.needsDurability = true
-        case .record(let runIndex, let session, let record):
-            guard let run = runs[runIndex] else { return }
-            var described = record.described
-            if case .map(var fields) = described {
-                fields.append((key: "session", value: .string(session.description)))
-                described = .map(fields)
+        case .record(let runIndex, let session, let seq, let record, let fd):
+            guard let run = runs[runIndex] else {
+                if fd != nil { descriptorsReleased += 1 }  // dropping it closes it
+                return
             }
-            run.extras.append(described)
-            run.snapshotStale = true
-            run.needsDurability = true
+            switch record {
+            case .artifact, .modelVersion:
+                if let job = run.receiveOutput(session: session, seq: seq, record, fd: fd, jobID: copiesSubmitted + 1) {
+                    copiesSubmitted += 1
+                    copier.submit(job)
+                } else if fd != nil {
+                    descriptorsReleased += 1
+                }
+            case .modelInfo(let info):
+                run.setModelInfo(info)
+            case .dataset(let d):
+                run.addDataset(d)
+            default:
+                break
+            }
         case .drops(let runIndex, let session, let total):
             guard let run = runs[runIndex], let p = run.producerIndex(session) else { return }
             run.producers[p].dropped = max(run.producers[p].dropped, total)
@@ -217,6 +272,7 @@ final class Writer: @unchecked Sendable {
             endRun(run, status: status, &events)
         case .reopen(let runIndex):
             guard let run = runs[runIndex] else { return }
+            run.deferredEnd = nil
             do {
                 try run.reopen()
                 run.status = "running"
@@ -226,7 +282,7 @@ final class Writer: @unchecked Sendable {
                 writeFailed(run, error)
             }
         case .barrier(let id):
-            pendingBarriers.append(id)
+            pendingBarriers.append((id, copiesSubmitted))
         case .shutdown:
             break
         }
@@ -285,10 +341,29 @@ final class Writer: @unchecked Sendable {
         }
     }
 
+    /// The copier finished (or failed) a copy.
+    private func copyDone(_ result: CopyResult, _ events: inout [LoopEvent]) {
+        copiesFinished += 1
+        descriptorsReleased += 1
+        guard let run = runs[result.run] else { return }
+        run.finishCopy(result)
+        if let error = result.error {
+            log.limited(.warning, key: "copy-\(run.index)", "run \(run.directory): an artifact copy failed: \(error)")
+        }
+        if run.activeCopies == 0, let status = run.deferredEnd { endRun(run, status: status, &events) }
+    }
+
     private func endRun(_ run: RunFiles, status: String, _ events: inout [LoopEvent]) {
         run.status = status
         run.endTime = Posix.realtimeNanos()
         run.snapshotStale = true
+        if run.activeCopies > 0 {
+            // Finished when the last copy is: the files stay open until then.
+            run.deferredEnd = status
+            return
+        }
+        run.deferredEnd = nil
+        if status != "crashed" { run.abandonPendingCopies() }
         do {
             let durable = try run.makeDurable()
             if !durable.isEmpty { events.append(.durable(durable)) }
@@ -323,6 +398,7 @@ final class Writer: @unchecked Sendable {
         file.buffer.append(contentsOf: key.middle)
         appendDouble(m.value, to: &file.buffer)
         file.buffer.append(contentsOf: key.tail)
+        if key.summary >= 0 { run.summaries[key.summary].add(m.value, step: m.step) }
         run.metricCount += 1
         stats.recordsWritten += 1
         do { try file.lineAppended(file.buffer.count - before) } catch { writeFailed(run, error) }
@@ -423,9 +499,11 @@ final class Writer: @unchecked Sendable {
                 failure = "run \(run.directory): \(error)"
             }
         }
+        // Barriers complete once the copies submitted before them have finished.
+        let ready = pendingBarriers.filter { final || $0.copies <= copiesFinished }
         let snapshotDue = Int64(config.snapshotIntervalMs) * 1_000_000
         for run in runs.values
-        where run.snapshotStale && (final || !pendingBarriers.isEmpty || now - run.lastSnapshot >= snapshotDue) {
+        where run.snapshotStale && (final || !ready.isEmpty || now - run.lastSnapshot >= snapshotDue) {
             do { try run.writeSnapshots(user: user, now: now) } catch { writeFailed(run, error) }
         }
         stats.batchesWritten += 1
@@ -433,8 +511,11 @@ final class Writer: @unchecked Sendable {
         if stats.batchesWritten % 64 == 1 { updateDiskFree() }
         var events: [LoopEvent] = []
         if !durable.isEmpty { events.append(.durable(durable)) }
-        for id in pendingBarriers { events.append(.barrierDone(id, error: failure)) }
-        pendingBarriers.removeAll()
+        for b in ready {
+            let unfinished = b.copies > copiesFinished ? "logd stopped before copies finished" : nil
+            events.append(.barrierDone(b.id, error: failure ?? unfinished))
+        }
+        pendingBarriers.removeAll { final || $0.copies <= copiesFinished }
         return events
     }
 

@@ -35,8 +35,9 @@ enum WriterItem: Sendable {
     case metric(key: Int32, Metric)
     case log(run: Int32, rank: Int32, LogLine)
     case params(run: Int32, Value)
-    /// Artifact, model and dataset records, kept for the run's snapshots.
-    case record(run: Int32, session: SessionID, Record)
+    /// Artifact, model and dataset records, kept for the run's snapshots. `seq` is the frame's
+    /// number in its session; a copy-mode ARTIFACT / MODEL_VERSION carries its descriptor.
+    case record(run: Int32, session: SessionID, seq: UInt64, Record, PassedFD?)
     case drops(run: Int32, session: SessionID, total: UInt64)
     /// Everything of `session` through frame `seq` has been handed to the writer.
     case mark(run: Int32, session: SessionID, seq: UInt64)
@@ -71,6 +72,8 @@ enum LoopEvent: Sendable {
     case runOpened(run: Int32, directory: String)
     /// The writer took items off the queue: the loop may resume reading.
     case queueDrained
+    /// The writer is done with this many passed descriptors (copied, or dropped).
+    case copiesFinished(Int)
     /// The writer wrote and closed everything after `.shutdown`.
     case stopped
 }
@@ -81,4 +84,10 @@ public struct RecoveredRun: Sendable {
     public var runID: String
     public var directory: String
     public var sessions: [(SessionID, UInt64)]
+    /// Each session's highest frame number already in the files (at least its durable one).
+    public var received: [SessionID: UInt64] = [:]
+    /// Frames of each session to take again when resent: copies a restart interrupted.
+    public var holes: [SessionID: Set<UInt64>] = [:]
+    /// Each session's rank (from its RUN_START), so a resumed producer keeps it.
+    public var ranks: [SessionID: Int32] = [:]
 }

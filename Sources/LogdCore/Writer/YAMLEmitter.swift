@@ -6,6 +6,12 @@ import Wire
 /// another type (a string "yes", "1.0", "null" or "~" is quoted and stays a string),
 /// doubles always carry a `.` (`1.0e-05`, `.nan`, `.inf`), no anchors, no aliases.
 ///
+/// Quoted strings are always double-quoted: libyaml escapes every line break, tab and
+/// non-printable character there (`\n`, `\t`, `\0`, `\L`, …), so a multi-line string is one
+/// YAML line (folded only at spaces past the width) — no blank or trailing-space lines for
+/// yamllint to reject, and no raw `\r` or U+2028 for a reader to normalise. Map keys are unique
+/// in the trees logd renders (params are merged key by key).
+///
 /// Writer-confined in use (it renders on the writer thread), but stateless: any thread may call.
 public enum YAMLEmitter {
     public static func render(_ value: Value) -> [UInt8] {
@@ -85,7 +91,7 @@ public enum YAMLEmitter {
             // Strings: plain_implicit = 0, quoted_implicit = 1 — libyaml must quote them.
             yaml_scalar_event_initialize(
                 &event, nil, nil, buf.baseAddress, Int32(buf.count), quoted ? 0 : 1, quoted ? 1 : 0,
-                quoted ? YAML_ANY_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE)
+                quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE)
         }
         yaml_emitter_emit(&emitter, &event)
     }
