@@ -29,15 +29,17 @@ public enum ProducerEnd: Sendable, Equatable {
 /// small indices the loop allocates, so a metric item carries no strings.
 enum WriterItem: Sendable {
     /// A producer joined the run (the first one opens its directory).
-    case join(run: Int32, ProducerInfo)
+    // Rare, large payloads are boxed (indirect) so every queued item — most are metrics —
+    // stays small: the queue's memory bound counts items by `weight`.
+    indirect case join(run: Int32, ProducerInfo)
     /// A connection interned a metric key: CSV fragments are rendered once, here.
-    case defineKey(key: Int32, run: Int32, MetricKey, rank: Int32)
+    indirect case defineKey(key: Int32, run: Int32, MetricKey, rank: Int32)
     case metric(key: Int32, Metric)
     case log(run: Int32, rank: Int32, LogLine)
     case params(run: Int32, Value)
     /// Artifact, model and dataset records, kept for the run's snapshots. `seq` is the frame's
     /// number in its session; a copy-mode ARTIFACT / MODEL_VERSION carries its descriptor.
-    case record(run: Int32, session: SessionID, seq: UInt64, Record, PassedFD?)
+    indirect case record(run: Int32, session: SessionID, seq: UInt64, Record, PassedFD?)
     case drops(run: Int32, session: SessionID, total: UInt64)
     /// Everything of `session` through frame `seq` has been handed to the writer.
     case mark(run: Int32, session: SessionID, seq: UInt64)
@@ -54,8 +56,8 @@ enum WriterItem: Sendable {
     /// Rough bytes this item holds, for the queue's memory bound.
     var weight: Int {
         switch self {
-        case .metric: 40
-        case .log(_, _, let l): 64 + l.message.utf8.count + l.logger.utf8.count
+        case .metric: MemoryLayout<WriterItem>.stride
+        case .log(_, _, let l): MemoryLayout<WriterItem>.stride + 32 + l.message.utf8.count + l.logger.utf8.count
         case .params: 512
         case .record: 512
         default: 128
