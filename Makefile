@@ -33,7 +33,7 @@ INSTALL ?= install
 UNIT_SED = sed -e 's|/usr/bin/logd|$(BINDIR)/logd|g' -e 's|/etc/logd/|$(SYSCONFDIR)/logd/|g' \
 	-e 's|/usr/share/doc/logd/|$(DOCDIR)/|g'
 
-.PHONY: all build install install-files uninstall deb test fuzz man
+.PHONY: all build install install-files uninstall deb test fuzz man bench
 
 all: build
 
@@ -87,3 +87,9 @@ fuzz:
 
 man:
 	bash packaging/man/generate.sh $(BIN_DIR)
+
+# The benchmark (docs/PERFORMANCE.md): release build, prints a table, writes bench.json.
+bench:
+	swift build -c release --product logd
+	swift build -c release --product logd-bench
+	.build/release/logd-bench --json bench.json
