@@ -123,16 +123,20 @@ final class FrameStore: @unchecked Sendable {
 
     /// Called by the sender thread: keeps one chunk ready in the pool, its pages touched, so
     /// the hot path's rollover neither allocates nor page-faults.
+    /// The budget is only charged once the spare is in the pool, so the hot path never drops
+    /// a record because of a spare still being prepared.
     func prepareSpare() {
         lock.lock()
         let need = pool.isEmpty && allocatedBytes + FrameStore.chunkBytes <= capacityBytes
-        if need { allocatedBytes += FrameStore.chunkBytes }
         lock.unlock()
         guard need else { return }
         let c = Chunk(capacity: FrameStore.chunkBytes)
         memset(c.base, 0, c.capacity)
         lock.lock()
-        pool.append(c)
+        if pool.isEmpty, allocatedBytes + FrameStore.chunkBytes <= capacityBytes {
+            allocatedBytes += FrameStore.chunkBytes
+            pool.append(c)
+        }
         lock.unlock()
     }
 

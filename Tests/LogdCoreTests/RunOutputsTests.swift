@@ -328,25 +328,25 @@ extension DaemonTests {
 
     @Test("SHA-256: FIPS vectors, any split of the input, and sha256sum agree")
     func sha256Vectors() throws {
-        #expect(SHA256Digester.hash([]).description == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256Digester.hash(Array("abc".utf8)).description == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hash([]).description == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hash(Array("abc".utf8)).description == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(
-            SHA256Digester.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)).description
+            SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)).description
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        #expect(SHA256Digester.hash([UInt8](repeating: 0x61, count: 1_000_000)).description
+        #expect(SHA256.hash([UInt8](repeating: 0x61, count: 1_000_000)).description
             == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
         var rng = SplitMix64(state: 42)
         for size in [55, 56, 63, 64, 65, 119, 120, 128, 1000, (1 << 20) + 17] {
             let data = (0..<size).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-            let whole = SHA256Digester.hash(data)
-            var pieces = SHA256Digester()
+            let whole = SHA256.hash(data)
+            var pieces = SHA256()
             var at = 0
             while at < data.count {
                 let n = min(data.count - at, 1 + rng.int(200))
                 pieces.update(Array(data[at..<at + n]))
                 at += n
             }
-            #expect(pieces.finish() == whole, "split input, \(size) bytes")
+            #expect(pieces.finalize() == whole, "split input, \(size) bytes")
             let path = NSTemporaryDirectory() + "logd-sha-\(getpid())-\(size)"
             try Data(data).write(to: URL(fileURLWithPath: path))
             defer { unlink(path) }
@@ -467,7 +467,7 @@ extension DaemonTests {
         try p.send(
             .artifact(Artifact(context: "training", step: 0, role: .input, mode: .copy, fileName: "train.csv", originalPath: inputPath)),
             passing: inputFD)
-        let reportDigest = SHA256Digester.hash(Array("report".utf8))
+        let reportDigest = SHA256.hash(Array("report".utf8))
         try p.send([
             .artifact(
                 Artifact(
@@ -514,7 +514,7 @@ extension DaemonTests {
         }
         #expect(!FileManager.default.fileExists(atPath: base + "/models/resnet-18/v4"))
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: base + "/artifacts/train.csv"))) == input)
-        let digests = versions.map { SHA256Digester.hash($0).description }
+        let digests = versions.map { SHA256.hash($0).description }
         let check = """
             import pathlib, sys, yaml
             m = yaml.safe_load(pathlib.Path(sys.argv[1]).read_text(encoding="utf-8"))

@@ -102,7 +102,7 @@ final class ArtifactCopier: @unchecked Sendable {
         let temp = ".\(job.name).part"
         let out = openat(dir, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard out >= 0 else { return failure("\(SystemError("open", path: temp))") }
-        var sha = SHA256Digester()
+        var sha = SHA256()
         var offset: Int64 = 0
         var failed: String?
         while offset < total {
@@ -142,6 +142,6 @@ final class ArtifactCopier: @unchecked Sendable {
         fsync(dir)
         for fd in dirs.dropLast().reversed() { fsync(fd) }
         fsync(job.dirfd)
-        return CopyResult(id: job.id, run: job.run, size: UInt64(offset), sha256: sha.finish(), error: nil)
+        return CopyResult(id: job.id, run: job.run, size: UInt64(offset), sha256: sha.finalize(), error: nil)
     }
 }
