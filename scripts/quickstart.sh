@@ -16,15 +16,8 @@ LOGD_PID=$!
 trap 'kill -TERM $LOGD_PID 2>/dev/null; wait $LOGD_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do "$BIN/logctl" status >/dev/null 2>&1 && break; sleep 0.1; done
 
-echo "== logging a small run (wire-producer: 2 ranks × 5,000 metrics, 50 log lines) =="
-RUN_ID="quickstart-$(date +%s)"
-PIDS=()
-for rank in 0 1; do
-  "$BIN/wire-producer" --run-id "$RUN_ID" --experiment quickstart --name demo \
-    --rank "$rank" --world-size 2 --metrics 5000 --logs 50 --keys 3 &
-  PIDS+=($!)
-done
-wait "${PIDS[@]}"
+echo "== logging a small run: logd-demo (the Swift SDK in a toy training loop) =="
+"$BIN/logd-demo" --experiment quickstart --name demo --steps 200 --epochs 3
 "$BIN/logctl" flush
 "$BIN/logctl" status
 
@@ -34,5 +27,7 @@ echo "== what logd wrote: $RUN_DIR =="
 ls -la "$RUN_DIR"
 echo "-- main.log (first 3 lines) --"; head -n 3 "$RUN_DIR/main.log"
 echo "-- metrics.csv (first 4 lines) --"; head -n 4 "$RUN_DIR/metrics.csv"
-echo "-- run.yaml --"; cat "$RUN_DIR/run.yaml"
+echo "-- config.yaml --"; cat "$RUN_DIR/config.yaml"
+echo "-- run.yaml (first 20 lines) --"; head -n 20 "$RUN_DIR/run.yaml"
+echo "-- logctl show --"; "$BIN/logctl" show "$RUN_DIR"
 echo "== stopping logd (SIGTERM drains and exits 0) =="
