@@ -30,6 +30,9 @@ extension DaemonTests {
             let cut = try rawConnect(h.socket)
             let hello = Hello(role: .producer, pid: 1, session: SessionID(high: 9, low: 9), firstSeq: 1, clientName: "t", clientVersion: "0")
             try cut.send([.hello(hello)])
+            // Read the WELCOME first: closing with unread data makes the daemon's recv fail with
+            // ECONNRESET instead of seeing the half frame and then end of stream.
+            _ = try cut.receive(timeoutMs: 5000)
             let frame = try FrameEncoder().frame(.log(LogLine(level: .info, timestamp: 0, logger: "x", message: "half a frame")))
             try cut.sendBytes(Array(frame.prefix(10)))
         }
@@ -241,6 +244,38 @@ extension DaemonTests {
         try lint.run()
         lint.waitUntilExit()
         #expect(lint.terminationStatus == 0, "yamllint rejected run.yaml")
+        #expect(h.stop() == 0)
+    }
+}
+
+extension DaemonTests {
+    @Test("backpressure: with a tiny writer queue the loop pauses reading, memory stays small, nothing is lost")
+    func backpressureTinyQueue() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        let config = h.root + "/tiny.yaml"
+        try "max_frame_bytes: 4096\nwriter_queue_bytes: 8192\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try h.start(["--config", config])
+        var producers: [Process] = []
+        for rank in 0..<8 {
+            producers.append(
+                try h.producer(["--run-id", "bp", "--experiment", "bp", "--rank", "\(rank)", "--world-size", "8", "--metrics", "20000", "--logs", "200"]))
+        }
+        #expect(waitAll(producers, timeout: 240))
+        for p in producers { #expect(p.terminationStatus == 0) }
+        let status = try h.status()
+        guard case .int(let pauses)? = status["writer"]?["backpressure_pauses"] else {
+            Issue.record("status has no writer.backpressure_pauses: \(status.jsonText())")
+            return
+        }
+        #expect(pauses > 0, "an 8 KiB queue under 8 producers must make the loop stop reading")
+        #expect(status["writer"]?["backpressure"] == .bool(false), "reading resumes once the queue drains")
+        let rss = h.daemonPeakRSS()
+        #expect(rss > 0 && rss < 96 << 20, "peak RSS \(rss >> 20) MiB")
+        try h.flush()
+        let dirs = h.runDirectories()
+        #expect(dirs.count == 1)
+        if let dir = dirs.first { Self.verifyRun(h, dir, ranks: Set(0..<8), metrics: 20_000, logs: 200) }
         #expect(h.stop() == 0)
     }
 }

@@ -81,7 +81,8 @@ extension Server {
             ],
             "writer": [
                 "queue_bytes": .int(Int64(queued)), "queue_limit_bytes": .int(Int64(config.writerQueueBytes)),
-                "backpressure": .bool(readingPaused), "batches_written": .int(Int64(stats.batchesWritten)),
+                "backpressure": .bool(readingPaused), "backpressure_pauses": .int(Int64(backpressurePauses)),
+                "batches_written": .int(Int64(stats.batchesWritten)),
                 "fsyncs": .int(Int64(stats.fsyncs)), "records_written": .int(Int64(clamping: stats.recordsWritten)),
             ],
         ]

@@ -103,6 +103,8 @@ public final class Server: @unchecked Sendable {
     var accepted = 0
     var refused = 0
     var malformed = 0
+    /// Times the loop stopped reading sockets because the writer queue passed its bound.
+    var backpressurePauses = 0
     var duplicatesSkipped: UInt64 = 0
     var rate = 0.0
     private var rateSample: (time: Int64, records: UInt64) = (0, 0)
@@ -419,6 +421,7 @@ public final class Server: @unchecked Sendable {
 
     private func pauseReading() {
         readingPaused = true
+        backpressurePauses += 1
         log.limited(.info, key: "backpressure", "writer queue above \(config.writerQueueBytes) bytes: reading paused")
         for conn in connections.values { setPoll(conn, readable: false) }
     }
