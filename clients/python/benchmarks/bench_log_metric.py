@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Cost of ``Run.log_metric`` per call, beside the floor measured in the same run.
+
+The floor is the least any pure-Python client can do per sample: one ``struct.pack_into`` of a
+33-byte METRIC frame into a preallocated ``bytearray``. ``log_metric`` adds the key lookup,
+the clock, the buffer lock and the bookkeeping.
+
+Two measurements, floor and client interleaved round by round so both see the same machine:
+
+- **amortized**: batches of 1,000 calls timed together; the median batch / 1,000. The figure to
+  compare with the target (median <= 1 us and <= 2x the floor).
+- **per call**: every call timed on its own with ``perf_counter_ns``, for the tail
+  (median, p99, p99.9). These include the timer's own cost, printed as ``timer``.
+
+    PYTHONPATH=clients/python/src python3 clients/python/benchmarks/bench_log_metric.py
+    ... --sink daemon --socket /path/to/logd.sock   # with a live daemon (sender thread busy)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+
+import logd  # noqa: E402
+from logd import wire  # noqa: E402
+
+_perf = time.perf_counter_ns
+
+
+def pct(sorted_values, q):
+    i = min(len(sorted_values) - 1, int(q * len(sorted_values)))
+    return sorted_values[i]
+
+
+def floor_batch(n, buf, pack=wire.METRIC_FRAME.pack_into):
+    t0 = _perf()
+    for i in range(n):
+        pack(buf, 0, 29, 0x22, 1, i, 1700000000000000000, 0.5)
+    return _perf() - t0
+
+
+def client_batch(n, run, start):
+    log = run.log_metric
+    t0 = _perf()
+    for i in range(start, start + n):
+        log("loss", 0.5, i)
+    return _perf() - t0
+
+
+def floor_each(n, buf, out, pack=wire.METRIC_FRAME.pack_into):
+    for i in range(n):
+        t0 = _perf()
+        pack(buf, 0, 29, 0x22, 1, i, 1700000000000000000, 0.5)
+        out.append(_perf() - t0)
+
+
+def client_each(n, run, start, out):
+    log = run.log_metric
+    for i in range(start, start + n):
+        t0 = _perf()
+        log("loss", 0.5, i)
+        out.append(_perf() - t0)
+
+
+def timer_each(n, out):
+    for _ in range(n):
+        t0 = _perf()
+        out.append(_perf() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=200_000, help="calls per round and kind (default 200000)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
+    ap.add_argument("--sink", choices=["none", "daemon"], default="none",
+                    help="none: the sender acknowledges without a socket; daemon: a live logd")
+    ap.add_argument("--socket", default=None, help="logd socket for --sink daemon")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args()
+
+    run = logd.Run(experiment="bench", name="log_metric", sink=args.sink, socket=args.socket,
+                   buffer_bytes=1 << 30)
+    run.log_metric("loss", 0.0, 0)  # intern the key outside the timed loops
+    buf = bytearray(64)
+    batch = 1000
+    amort_floor, amort_client = [], []
+    each_floor, each_client, each_timer = [], [], []
+    step = 1
+    gc.disable()
+    try:
+        for r in range(args.rounds):
+            for _ in range(args.calls // batch):
+                amort_floor.append(floor_batch(batch, buf) / batch)
+                amort_client.append(client_batch(batch, run, step) / batch)
+                step += batch
+            floor_each(args.calls, buf, each_floor)
+            client_each(args.calls, run, step, each_client)
+            step += args.calls
+            timer_each(args.calls, each_timer)
+            print("round %d/%d done" % (r + 1, args.rounds), file=sys.stderr, flush=True)
+    finally:
+        gc.enable()
+    flushed = run.flush(60)
+    report = run.finish(timeout=60)
+
+    each_floor.sort()
+    each_client.sort()
+    each_timer.sort()
+    result = {
+        "python": platform.python_version(),
+        "sink": args.sink,
+        "calls": step - 1,
+        "amortized_ns": {"floor_median": statistics.median(amort_floor),
+                         "log_metric_median": statistics.median(amort_client)},
+        "per_call_ns": {
+            "timer_median": pct(each_timer, 0.5),
+            "floor": {"median": pct(each_floor, 0.5), "p99": pct(each_floor, 0.99), "p999": pct(each_floor, 0.999)},
+            "log_metric": {"median": pct(each_client, 0.5), "p99": pct(each_client, 0.99),
+                           "p999": pct(each_client, 0.999)},
+        },
+        "delivered": {"flushed": flushed, "acknowledged": report.acknowledged, "dropped": report.dropped,
+                      "undelivered": report.undelivered},
+    }
+    a = result["amortized_ns"]
+    e = result["per_call_ns"]
+    print("python %s, sink %s, %d calls of log_metric" % (result["python"], args.sink, result["calls"]))
+    print("amortized (batches of %d, median):" % batch)
+    print("  floor (struct.pack_into)   %7.0f ns" % a["floor_median"])
+    print("  log_metric                 %7.0f ns   %.2fx floor" % (a["log_metric_median"],
+                                                                   a["log_metric_median"] / a["floor_median"]))
+    print("per call (each timed; includes the timer, %d ns):" % e["timer_median"])
+    print("                             median     p99   p99.9")
+    for name in ("floor", "log_metric"):
+        f = e[name]
+        print("  %-25s %7d %7d %7d ns" % (name, f["median"], f["p99"], f["p999"]))
+    print("  ratio log_metric / floor   %7.2f %7.2f %7.2f" % tuple(
+        e["log_metric"][k] / e["floor"][k] for k in ("median", "p99", "p999")))
+    print("delivered: %s" % report)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""logd for Python: log params, metrics, text, artifacts, models and datasets of a training run
+to the local logd daemon, at about a microsecond per call.
+
+    import logd
+
+    with logd.start_run(experiment="mnist", name="baseline", config={"lr": 1e-3}) as run:
+        for step in range(1000):
+            run.log_metric("loss", loss, step)
+
+See clients/python/README.md. Pure Python, no required dependencies; the wire protocol is
+docs/WIRE_PROTOCOL.md in the logd repository.
+"""
+
+from __future__ import annotations
+
+from . import control
+from ._sender import CLIENT_VERSION as __version__
+from .api import (
+    current_run,
+    end_run,
+    flush,
+    log_artifact,
+    log_dataset,
+    log_metric,
+    log_metrics,
+    log_model,
+    log_param,
+    log_params,
+    save_model_version,
+    start_run,
+)
+from .logging_handler import LoggingHandler, set_logger
+from .run import TESTING, TRAINING, VALIDATION, Context, DeliveryReport, Run
+from .tensorboard import SummaryWriter
+
+__all__ = [
+    "Context",
+    "DeliveryReport",
+    "LoggingHandler",
+    "Run",
+    "SummaryWriter",
+    "TESTING",
+    "TRAINING",
+    "VALIDATION",
+    "__version__",
+    "current_run",
+    "end_run",
+    "flush",
+    "log_artifact",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "save_model_version",
+    "set_logger",
+    "start_run",
+]

@@ -1,0 +1,660 @@
+"""``Run``: one training process's part in a run, and the hot path.
+
+A call packs one frame into the run's ``FrameBuffer`` and returns; a background thread (the
+``Sender``) moves frames to logd. Nothing here waits on a socket, and no call raises into the
+training loop: a bad argument is counted (``errors``), remembered (``last_error``) and warned
+about once, and the call does nothing else.
+
+Threading: every public method may be called from any thread. The buffer's lock is held only
+while a frame is packed. After ``os.fork()`` the child's runs start their own producer session
+(a new RUN_START with the same run id) on first use, so DataLoader workers never write into
+the parent's stream.
+"""
+
+from __future__ import annotations
+
+import atexit
+import enum
+import hashlib
+import logging
+import os
+import stat
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _process, wire
+from ._buffer import FrameBuffer
+from ._sender import Sender
+
+__all__ = ["Context", "Run", "DeliveryReport", "TRAINING", "VALIDATION", "TESTING"]
+
+_log = logging.getLogger("logd")
+
+_METRIC = wire.METRIC_FRAME.pack_into
+_time_ns = time.time_ns
+NO_STEP = wire.NO_STEP
+
+
+class Context(str, enum.Enum):
+    """The standard contexts (yProv4ML's names). Any string, or a member of your own ``Enum``
+    (its name, lower-cased), works as a custom context."""
+
+    TRAINING = "training"
+    VALIDATION = "validation"
+    TESTING = "testing"
+
+
+TRAINING = Context.TRAINING
+VALIDATION = Context.VALIDATION
+TESTING = Context.TESTING
+
+
+def context_name(context: Any) -> str:
+    """The wire name of a context: a string as is, ``Context.X`` its value, another Enum
+    member its name in lower case (``MyContext.PREPROCESSING`` -> ``preprocessing``)."""
+    if isinstance(context, Context):
+        return context.value
+    if isinstance(context, enum.Enum):
+        return context.value if isinstance(context.value, str) else context.name.lower()
+    if context is None:
+        return "training"
+    return str(context)
+
+
+_LEVELS = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "NOTICE": 3, "WARNING": 4, "WARN": 4, "ERROR": 5,
+           "CRITICAL": 6, "FATAL": 6}
+
+
+def wire_level(level: Union[int, str]) -> int:
+    """A level name (``"INFO"``, case-insensitive) or a ``logging`` number (``logging.INFO``)."""
+    if isinstance(level, str):
+        return _LEVELS.get(level.upper(), 2)
+    n = int(level)
+    if n < logging.DEBUG:
+        return 0
+    if n < logging.INFO:
+        return 1
+    if n < 25:
+        return 2
+    if n < logging.WARNING:
+        return 3
+    if n < logging.ERROR:
+        return 4
+    if n < logging.CRITICAL:
+        return 5
+    return 6
+
+
+_STATUSES = {"finished": 1, "failed": 2, "killed": 3}
+
+
+class DeliveryReport:
+    """What became of the records a run logged (``finish`` returns one)."""
+
+    __slots__ = ("logged", "acknowledged", "dropped", "completed")
+
+    def __init__(self, logged: int, acknowledged: int, dropped: int, completed: bool) -> None:
+        self.logged = logged  #: records logged, dropped ones included
+        self.acknowledged = acknowledged  #: records logd has on disk (fsynced)
+        self.dropped = dropped  #: records dropped because the buffer was full
+        self.completed = completed  #: whether the last flush/finish reached its barrier in time
+
+    @property
+    def undelivered(self) -> int:
+        """Records neither on disk nor dropped (the daemon was absent or too slow)."""
+        return self.logged - self.dropped - self.acknowledged
+
+    def __repr__(self) -> str:
+        return "DeliveryReport(logged=%d, acknowledged=%d, dropped=%d, undelivered=%d, completed=%s)" % (
+            self.logged, self.acknowledged, self.dropped, self.undelivered, self.completed)
+
+
+class Run:
+    """A run as this process sees it. Start one with ``logd.start_run`` (or ``Run(...)``)."""
+
+    def __init__(
+        self,
+        experiment: str = "default",
+        name: str = "run",
+        config: Optional[Mapping[str, Any]] = None,
+        tags: Sequence[str] = (),
+        seed: Optional[int] = None,
+        run_id: Optional[str] = None,
+        socket: Optional[str] = None,
+        sink: str = "daemon",
+        buffer_bytes: int = 64 << 20,
+    ) -> None:
+        """Captures the process (host, command line, working directory, git, ranks), logs
+        RUN_START and ``config``, and starts sending.
+
+        - ``run_id``: shared by DDP ranks; default ``LOGD_RUN_ID``, else the launcher's job id,
+          else random.
+        - ``socket``: logd's socket; default ``LOGD_SOCKET``, else
+          ``$XDG_RUNTIME_DIR/logd/logd.sock``, else ``/tmp/logd-<uid>/logd.sock``.
+        - ``sink``: ``"daemon"``; ``"memory"`` keeps the decoded records in ``records`` (for
+          your tests); ``"none"`` discards them.
+        - ``buffer_bytes``: bound on the records held until logd acknowledges them; past it the
+          newest records are dropped and counted.
+        """
+        if sink not in ("daemon", "memory", "none"):
+            raise ValueError("sink must be 'daemon', 'memory' or 'none', not %r" % (sink,))
+        self.run_id = run_id or _process.run_id()
+        self.experiment = experiment
+        self.name = name
+        self.sink = sink
+        self.socket_path = socket or _process.default_socket()
+        self.records: List[dict] = []  # sink == "memory": every frame logd would have received
+        self.errors = 0
+        self.last_error: Optional[str] = None
+        self.rank, self.local_rank, self.world_size = _process.ranks()
+        commit, dirty = _process.git_state()
+        self._start_fields = dict(
+            run_id=self.run_id, experiment=experiment, name=name, tags=[str(t) for t in tags],
+            rank=self.rank, local_rank=self.local_rank, world_size=self.world_size,
+            host=_process.host_name(), command_line=_process.command_line(),
+            working_directory=_process.working_directory(), git_commit=commit, git_dirty=dirty,
+            seed=None if seed is None else int(seed))
+        self.seed = seed
+        self._train_ids: Dict[str, int] = {}
+        self._ids: Dict[Tuple[Any, Any, Any], int] = {}
+        self._finished = False
+        self._completed = False
+        self._warned: set = set()
+        self._pid = os.getpid()
+        self._child_pending = False
+        self._buf = FrameBuffer(buffer_bytes)
+        self._sender = self._make_sender()
+        self._append(wire.run_start(start_time=_time_ns(), **self._start_fields))
+        if config:
+            self.log_params(config)
+        _register(self)
+        self._sender.start()
+
+    def _make_sender(self) -> Sender:
+        session = os.urandom(16)
+        self.session = session.hex()
+        if self.sink == "daemon":
+            return Sender(self._buf, self.socket_path, session)
+        if self.sink == "memory":
+            return Sender(self._buf, None, session, sink=self.records.extend)
+        return Sender(self._buf, None, session)
+
+    # -- metrics: the hot path -------------------------------------------------------------------
+
+    def log_metric(self, key: str, value: float, step: Optional[int] = None,
+                   context: Any = "training", source: Optional[str] = None) -> None:
+        """Logs one sample of metric ``key`` (in ``context``, from ``source``) at ``step``."""
+        try:
+            if context == "training" and source is None:
+                kid = self._train_ids.get(key)
+            else:
+                kid = self._ids.get((key, context, source))
+        except TypeError:  # an unhashable key or context
+            kid = None
+        if kid is None:
+            kid = self._intern(key, context, source)
+            if kid is None:
+                return
+        b = self._buf
+        lock = b.lock
+        lock.acquire()
+        try:
+            c = b.active
+            pos = c.pos
+            if pos > c.limit:
+                c = self._roll()
+                if c is None:
+                    return
+                pos = c.pos
+            _METRIC(c.data, pos, 29, 0x22, kid, NO_STEP if step is None else step, _time_ns(), value)
+            c.pos = pos + 33
+            c.count += 1
+        except Exception as exc:
+            self._bad_call("log_metric(%r)" % (key,), exc)
+        finally:
+            lock.release()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None,
+                    context: Any = "training", source: Optional[str] = None) -> None:
+        """Logs several metrics at the same step: ``{"loss": 0.3, "acc": 0.91}``."""
+        for key, value in metrics.items():
+            self.log_metric(key, value, step, context, source)
+
+    def _metric_at(self, key: str, value: float, step: Optional[int], context: Any, timestamp_ns: int) -> None:
+        """A sample with its own timestamp (tensorboardX's ``walltime``). Not the hot path."""
+        kid = self._intern(key, context, None)
+        if kid is None:
+            return
+        try:
+            frame = wire.metric(kid, NO_STEP if step is None else int(step), int(timestamp_ns), float(value))
+        except Exception as exc:
+            self._bad_call("metric %r" % (key,), exc)
+            return
+        self._append(frame)
+
+    def _intern(self, key: Any, context: Any, source: Any) -> Optional[int]:
+        """The id of (key, context, source); defines it on first use. Slow path."""
+        try:
+            k, ctx, src = str(key), context_name(context), "" if source is None else str(source)
+            with self._buf.lock:
+                if self._child_pending:
+                    self._start_child_session()
+                kid = self._ids.get((k, ctx, src))
+                if kid is None:
+                    wire.metric_key(0, k, ctx, src)  # raises on a key the daemon would refuse
+                    kid = len(self._buf.keys) + 1
+                    self._buf.keys.append((kid, k, ctx, src))
+                    self._ids[(k, ctx, src)] = kid
+                self._ids[(key, context, source)] = kid
+                if ctx == "training" and source is None:
+                    self._train_ids[key] = kid
+            return kid
+        except Exception as exc:
+            self._bad_call("metric key %r" % (key,), exc)
+            return None
+
+    def _roll(self):
+        """The active chunk is full (or this is a forked child's first record). Lock held."""
+        b = self._buf
+        if self._child_pending:
+            self._start_child_session()
+            c = b.active
+            if c.pos <= c.limit:
+                return c
+        c = b.roll(33)
+        if c is not None:
+            self._sender.wake()
+        return c
+
+    # -- everything else: one frame per call --------------------------------------------------
+
+    def _append(self, frame: bytes, fd: int = -1, force: bool = False) -> bool:
+        b = self._buf
+        with b.lock:
+            if self._child_pending:
+                self._start_child_session()
+            before = b.active
+            ok = b.append(frame, fd, force)
+            rolled = b.active is not before
+        if rolled:
+            self._sender.wake()
+        if not ok and fd >= 0:
+            os.close(fd)
+        return ok
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Merges ``params`` (nested dicts and lists) into the run's config.yaml: later values
+        override earlier ones key by key. Values that are not plain data (paths, enums, numpy
+        scalars, Namespaces, dataclasses...) are converted; anything else is written as text."""
+        try:
+            self._append(wire.params(wire.to_value(dict(params))))
+        except Exception as exc:
+            self._bad_call("log_params", exc)
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Sets one top-level config entry."""
+        self.log_params({str(key): value})
+
+    def log(self, message: str, level: Union[int, str] = "INFO", logger: str = "main",
+            timestamp_ns: Optional[int] = None) -> None:
+        """Writes a line to the run's main.log. ``level``: a name or a ``logging`` number."""
+        try:
+            ts = _time_ns() if timestamp_ns is None else int(timestamp_ns)
+            text = str(message)
+            if len(text) > wire.TEXT_LIMIT // 4:  # a UTF-8 character takes at most 4 bytes
+                raw = text.encode("utf-8", "replace")
+                if len(raw) > wire.TEXT_LIMIT:
+                    text = raw[:wire.TEXT_LIMIT - 3].decode("utf-8", "ignore") + "..."
+            self._append(wire.log(wire_level(level), ts, str(logger)[:1024], text))
+        except Exception as exc:
+            self._bad_call("log", exc)
+
+    def log_artifact(self, path: Union[str, "os.PathLike[str]"], context: Any = "training",
+                     role: str = "output", copy: bool = True, step: Optional[int] = None,
+                     timestamp_ns: Optional[int] = None) -> bool:
+        """Records a file the run read (``role="input"``) or wrote (``"output"``). With ``copy``
+        the open descriptor travels to logd, which copies the file into the run's artifacts/
+        (it never opens your path itself); otherwise path, size and SHA-256 are recorded.
+        Returns False (see ``last_error``) when the file cannot be read."""
+        try:
+            opened = self._open_file(path, hash_it=not copy)
+            if opened is None:
+                return False
+            fd, size, digest, absolute = opened
+            frame = wire.artifact(
+                context_name(context), NO_STEP if step is None else int(step), _ARTIFACT_ROLES[role],
+                wire.Mode.COPY if copy else wire.Mode.REFERENCE, os.path.basename(absolute) or "artifact",
+                absolute, size, digest, _time_ns() if timestamp_ns is None else int(timestamp_ns))
+            if not copy:
+                os.close(fd)
+                fd = -1
+            return self._append(frame, fd)
+        except Exception as exc:
+            self._bad_call("log_artifact(%r)" % (path,), exc)
+            return False
+
+    def log_model(self, model: Any = None, name: str = "default", *, parameter_count: Optional[int] = None,
+                  memory_bytes: Optional[int] = None, layers: Any = None, log_model_layers: bool = True,
+                  log_as_artifact: bool = False, context: Any = "training", step: Optional[int] = None) -> None:
+        """Describes a model. Pass a ``torch.nn.Module`` (or anything shaped like one) and its
+        parameter count, memory and leaf layers are measured; or give the numbers yourself.
+        ``log_as_artifact`` also saves its state_dict as the next version (``save_model_version``)."""
+        try:
+            info: Dict[str, Any] = {}
+            if model is not None and not isinstance(model, str):
+                from .torch_helpers import model_info
+                info = model_info(model)
+            elif isinstance(model, str) and name == "default":
+                name = model
+            count = parameter_count if parameter_count is not None else info.get("parameter_count", 0)
+            memory = memory_bytes if memory_bytes is not None else info.get("memory_bytes", 0)
+            if layers is None:
+                layers = info.get("layers", []) if log_model_layers else []
+            self._append(wire.model_info(str(name), int(count), int(memory), wire.to_value(layers)))
+            if log_as_artifact and model is not None and not isinstance(model, str):
+                self.save_model_version(model, name, context=context, step=step)
+        except Exception as exc:
+            self._bad_call("log_model(%r)" % (name,), exc)
+
+    def save_model_version(self, model: Any, model_name: str, context: Any = "training",
+                           step: Optional[int] = None, copy: bool = True,
+                           timestamp_ns: Optional[int] = None) -> bool:
+        """Saves a model file as the next version of ``model_name`` (logd numbers versions
+        v1, v2, ... and never overwrites one). ``model`` is a path to a checkpoint you wrote, or
+        a torch module, whose ``state_dict`` is saved with ``torch.save`` to a temporary file
+        that is handed to logd by descriptor and removed at once."""
+        try:
+            if isinstance(model, (str, bytes, os.PathLike)):
+                opened = self._open_file(model, hash_it=not copy)
+                if opened is None:
+                    return False
+                fd, size, digest, original = opened
+                file_name = os.path.basename(original) or model_name + ".pt"
+            else:
+                if not copy:
+                    raise ValueError("a model object can only be saved with copy=True")
+                from .torch_helpers import save_state_dict
+                tmp_fd, tmp = tempfile.mkstemp(prefix="logd-", suffix=".pt")
+                os.close(tmp_fd)
+                try:
+                    save_state_dict(model, tmp)
+                    opened = self._open_file(tmp, hash_it=False)
+                finally:
+                    os.unlink(tmp)
+                if opened is None:
+                    return False
+                fd, size, digest, _ = opened
+                file_name, original = str(model_name) + ".pt", ""
+            frame = wire.model_version(
+                str(model_name), context_name(context), NO_STEP if step is None else int(step),
+                wire.Mode.COPY if copy else wire.Mode.REFERENCE, file_name, original, size, digest,
+                _time_ns() if timestamp_ns is None else int(timestamp_ns))
+            if not copy:
+                os.close(fd)
+                fd = -1
+            return self._append(frame, fd)
+        except Exception as exc:
+            self._bad_call("save_model_version(%r)" % (model_name,), exc)
+            return False
+
+    def log_dataset(self, dataset: Any, label: str, context: Any = "training", *,
+                    samples: Optional[int] = None, batch_size: Optional[int] = None,
+                    workers: Optional[int] = None, shuffle: Optional[bool] = None,
+                    batches: Optional[int] = None) -> None:
+        """Describes a data set and its loader. Pass a ``DataLoader`` / ``Dataset`` / ``Subset``
+        (or anything sized) and samples, batch size, workers, shuffle and batches are read from
+        it; keyword arguments override (pass ``None`` as ``dataset`` to give them all)."""
+        try:
+            info: Dict[str, Any] = {"samples": 0, "batch_size": 0, "workers": 0, "shuffle": False, "batches": 0}
+            if dataset is not None:
+                from .torch_helpers import data_info
+                info.update(data_info(dataset))
+            for k, v in (("samples", samples), ("batch_size", batch_size), ("workers", workers),
+                         ("shuffle", shuffle), ("batches", batches)):
+                if v is not None:
+                    info[k] = v
+            if batches is None and info["batches"] == 0 and info["batch_size"]:
+                info["batches"] = -(-int(info["samples"]) // int(info["batch_size"]))
+            self._append(wire.dataset(str(label), context_name(context), int(info["samples"]),
+                                      int(info["batch_size"]), int(info["workers"]), bool(info["shuffle"]),
+                                      int(info["batches"])))
+        except Exception as exc:
+            self._bad_call("log_dataset(%r)" % (label,), exc)
+
+    def log_gradient_norms(self, model: Any, step: Optional[int] = None, norm_type: float = 2.0,
+                           per: str = "parameter", context: Any = "training",
+                           key: str = "grad_norm") -> Dict[str, float]:
+        """Logs the gradient norm of every parameter (``per="module"``: every module) as metric
+        ``key`` with the parameter's name as its source, and the norm over all of them as
+        ``<key>_total``. Call it after ``loss.backward()``. Returns the norms."""
+        try:
+            from .torch_helpers import gradient_norms
+            norms = gradient_norms(model, norm_type, per=per)
+        except Exception as exc:
+            self._bad_call("log_gradient_norms", exc)
+            return {}
+        for name, value in norms.items():
+            if name == "total":
+                self.log_metric(key + "_total", value, step, context)
+            else:
+                self.log_metric(key, value, step, context, name)
+        return norms
+
+    # -- barriers -------------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Waits until everything logged before this call is on disk and fsynced, or ``timeout``
+        seconds pass. Returns whether it completed."""
+        b = self._buf
+        with b.lock:
+            if self._child_pending:
+                return True  # a forked child that has logged nothing has nothing to flush
+            target = b.next_seq - 1
+        self._sender.request_flush()
+        self._completed = b.wait_acked(target, time.monotonic() + max(0.0, timeout), time.monotonic)
+        return self._completed
+
+    def finish(self, status: Union[str, int] = "finished", timeout: float = 10.0) -> DeliveryReport:
+        """Ends this process's part of the run: logs RUN_END, waits at most ``timeout`` seconds
+        for delivery, stops the sender and reports what was delivered. Never hangs; a second
+        call returns the same report."""
+        if self._finished:
+            return self.report
+        self._finished = True
+        _unregister(self)
+        if self._child_pending:  # a forked child that never logged: nothing to end
+            return self.report
+        deadline = time.monotonic() + max(0.0, timeout)
+        try:
+            code = _STATUSES[status] if isinstance(status, str) else int(status)
+        except (KeyError, ValueError, TypeError):
+            code = 1
+        dropped = self._buf.dropped
+        if dropped:  # the drop total must reach logd before RUN_END ends the run there
+            self._sender.wait_drops_sent(dropped, time.monotonic() + timeout * 0.25)
+        self._append(wire.run_end(code, _time_ns()), force=True)
+        self.flush(max(0.0, deadline - time.monotonic()))
+        self._sender.stop(join_timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+        return self.report
+
+    @property
+    def report(self) -> DeliveryReport:
+        """Delivery counters so far."""
+        b = self._buf
+        with b.lock:
+            numbered = b.next_seq - 1
+            return DeliveryReport(numbered + b.dropped, min(b.acked, numbered), b.dropped, self._completed)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the sender is connected to logd right now."""
+        return self._sender.connected
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("killed")
+        else:
+            self.finish("failed")
+
+    def __repr__(self) -> str:
+        return "Run(run_id=%r, experiment=%r, name=%r, session=%s)" % (
+            self.run_id, self.experiment, self.name, self.session)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _bad_call(self, what: str, exc: BaseException) -> None:
+        self.errors += 1
+        self.last_error = "%s: %s: %s" % (what, type(exc).__name__, exc)
+        kind = (what.split("(")[0], type(exc))
+        if kind not in self._warned:
+            self._warned.add(kind)
+            _log.warning("logd: %s (ignored; further errors of this kind are counted in run.errors)",
+                         self.last_error)
+
+    def _open_file(self, path: Any, hash_it: bool) -> Optional[Tuple[int, int, bytes, str]]:
+        """(fd, size, sha256 or zeros, absolute path), or None with ``last_error`` set."""
+        p = os.fsdecode(os.fspath(path))
+        absolute = os.path.abspath(p)
+        try:
+            fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            self.last_error = "cannot open %s: %s" % (p, exc.strerror)
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            self.last_error = "%s is not a regular file" % p
+            return None
+        digest = bytes(32)
+        if hash_it:
+            h = hashlib.sha256()
+            offset = 0
+            while True:
+                block = os.pread(fd, 1 << 20, offset)
+                if not block:
+                    break
+                h.update(block)
+                offset += len(block)
+            digest = h.digest()
+        return fd, st.st_size, digest, absolute
+
+    # -- fork -----------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        """The parent's frames, socket and thread are the parent's. Keep the key table (ids stay
+        valid), start empty, and open a session of our own on first use."""
+        self._sender.abandon_after_fork()
+        self._buf.reset_after_fork()
+        self._pid = os.getpid()
+        self._child_pending = True
+        self._buf.active.limit = -1  # the next metric takes the slow path, which starts the session
+
+    def _start_child_session(self) -> None:
+        """First record in a forked child (buffer lock held): a new session, a new RUN_START."""
+        self._child_pending = False
+        b = self._buf
+        b.active.limit = len(b.active.data) - 33
+        self._sender = self._make_sender()
+        b.append(wire.run_start(start_time=_time_ns(), **self._start_fields), force=True)
+        self._sender.start()
+        _register_child_exit(self)
+
+
+_ARTIFACT_ROLES = {"input": wire.ArtifactRole.INPUT, "output": wire.ArtifactRole.OUTPUT, 1: wire.ArtifactRole.INPUT, 2: wire.ArtifactRole.OUTPUT}
+
+
+# -- live runs: exit and fork ------------------------------------------------------------------
+
+_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+_runs_lock = threading.Lock()
+_uncaught: List[str] = []
+
+
+def _register(run: Run) -> None:
+    with _runs_lock:
+        _runs.add(run)
+
+
+def _unregister(run: Run) -> None:
+    with _runs_lock:
+        _runs.discard(run)
+
+
+def exit_timeout() -> float:
+    """Seconds the interpreter's exit waits for each unfinished run (``LOGD_EXIT_TIMEOUT``, 5)."""
+    try:
+        return float(os.environ.get("LOGD_EXIT_TIMEOUT", "5"))
+    except ValueError:
+        return 5.0
+
+
+def _finish_all_at_exit() -> None:
+    with _runs_lock:
+        runs = list(_runs)
+    status = "finished"
+    if _uncaught:
+        status = "killed" if _uncaught[0] == "KeyboardInterrupt" else "failed"
+    for run in runs:
+        try:
+            run.finish(status, timeout=exit_timeout())
+        except Exception:
+            pass
+
+
+_previous_excepthook = sys.excepthook
+
+
+def _excepthook(exc_type, exc, tb) -> None:
+    _uncaught.append(exc_type.__name__)
+    _previous_excepthook(exc_type, exc, tb)
+
+
+def _register_child_exit(run: Run) -> None:
+    """multiprocessing children leave with ``os._exit`` after their finalizers, not atexit:
+    end the child's session there too."""
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        try:
+            mp_util.Finalize(run, run.finish, kwargs={"timeout": exit_timeout()}, exitpriority=100)
+        except Exception:
+            pass
+
+
+def _before_fork() -> None:
+    _runs_lock.acquire()
+    for run in list(_runs):
+        run._buf.lock.acquire()
+
+
+def _after_fork_parent() -> None:
+    for run in list(_runs):
+        run._buf.lock.release()
+    _runs_lock.release()
+
+
+def _after_fork_child() -> None:
+    global _runs_lock
+    runs = list(_runs)
+    for run in runs:
+        run._after_fork_in_child()  # replaces the (held) buffer lock with a fresh one
+    _runs_lock = threading.Lock()
+
+
+atexit.register(_finish_all_at_exit)
+sys.excepthook = _excepthook
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                        after_in_child=_after_fork_child)
