@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what logd needs to build and test on Debian/Ubuntu: libuv and libyaml (-dev),
-# pkg-config, the Python validators the tests use (PyYAML, yamllint, prov), and for the packaging
+# pkg-config, the Python validators and runner the tests use (PyYAML, yamllint, prov, pytest), and for the packaging
 # tests systemd (systemd-socket-activate, systemd-analyze), make, and dpkg-deb (dpkg).
 # Swift itself is expected on PATH (https://swift.org/install); this script does not fetch it.
 set -euo pipefail
@@ -21,6 +21,6 @@ if [ "$need_apt" -eq 1 ] || [ "${CI:-}" = "true" ]; then
   $SUDO apt-get install -y libuv1-dev libyaml-dev pkg-config systemd make dpkg
 fi
 
-if ! python3 -c 'import yaml, yamllint, prov' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check pyyaml yamllint prov
+if ! python3 -c 'import yaml, yamllint, prov, pytest' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check pyyaml yamllint prov pytest
 fi

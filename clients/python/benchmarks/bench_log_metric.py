@@ -55,6 +55,43 @@ def client_batch(n, run, start):
     return _perf() - t0
 
 
+class _Empty:
+    def log_metric(self, key, value, step=None, context="training", source=None):
+        pass
+
+
+def components(n):
+    """Amortized cost of the pieces a call is made of (ns per call), for the breakdown."""
+    import threading
+
+    out = {}
+    e = _Empty().log_metric
+    lock = threading.Lock()
+    ids = {"loss": 1}
+    t0 = _perf()
+    for i in range(n):
+        e("loss", 0.5, i)
+    out["python_call"] = (_perf() - t0) / n
+    t0 = _perf()
+    for _ in range(n):
+        time.time_ns()
+    out["time_ns"] = (_perf() - t0) / n
+    t0 = _perf()
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+    out["lock"] = (_perf() - t0) / n
+    t0 = _perf()
+    for _ in range(n):
+        ids.get("loss")
+    out["dict_get"] = (_perf() - t0) / n
+    t0 = _perf()
+    for _ in range(n):
+        pass
+    out["loop"] = (_perf() - t0) / n
+    return out
+
+
 def floor_each(n, buf, out, pack=wire.METRIC_FRAME.pack_into):
     for i in range(n):
         t0 = _perf()
@@ -93,6 +130,7 @@ def main() -> int:
     batch = 1000
     amort_floor, amort_client = [], []
     each_floor, each_client, each_timer = [], [], []
+    per_round = []
     step = 1
     gc.disable()
     try:
@@ -105,9 +143,11 @@ def main() -> int:
             client_each(args.calls, run, step, each_client)
             step += args.calls
             timer_each(args.calls, each_timer)
+            per_round.append(components(args.calls // 4))
             print("round %d/%d done" % (r + 1, args.rounds), file=sys.stderr, flush=True)
     finally:
         gc.enable()
+    parts = {k: statistics.median(r[k] for r in per_round) for k in per_round[0]}
     flushed = run.flush(60)
     report = run.finish(timeout=60)
 
@@ -126,6 +166,7 @@ def main() -> int:
             "log_metric": {"median": pct(each_client, 0.5), "p99": pct(each_client, 0.99),
                            "p999": pct(each_client, 0.999)},
         },
+        "components_ns": parts,
         "delivered": {"flushed": flushed, "acknowledged": report.acknowledged, "dropped": report.dropped,
                       "undelivered": report.undelivered},
     }
@@ -136,6 +177,9 @@ def main() -> int:
     print("  floor (struct.pack_into)   %7.0f ns" % a["floor_median"])
     print("  log_metric                 %7.0f ns   %.2fx floor" % (a["log_metric_median"],
                                                                    a["log_metric_median"] / a["floor_median"]))
+    print("  pieces (each alone, median of rounds, loop %.0f ns included): python call %.0f, time.time_ns %.0f, lock %.0f, "
+          "dict.get %.0f ns" % (parts["loop"], parts["python_call"], parts["time_ns"], parts["lock"],
+                               parts["dict_get"]))
     print("per call (each timed; includes the timer, %d ns):" % e["timer_median"])
     print("                             median     p99   p99.9")
     for name in ("floor", "log_metric"):

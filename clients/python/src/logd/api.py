@@ -122,12 +122,14 @@ def log_model(model: Any, model_name: str = "default", log_model_info: bool = Tr
 
 
 def save_model_version(model: Any, model_name: str, context: Any = Context.TRAINING,
-                       step: Optional[int] = None, timestamp: Optional[float] = None) -> bool:
+                       step: Optional[int] = None, timestamp: Optional[float] = None,
+                       snapshot: bool = False) -> bool:
+    """yProv4ML's ``save_model_version``: a torch module (its state_dict is saved) or a path."""
     run = _run()
     if run is None:
         return False
     ts = None if timestamp is None else int(float(timestamp) * 1e9)
-    return run.save_model_version(model, model_name, context, step, timestamp_ns=ts)
+    return run.save_model_version(model, model_name, context, step, timestamp_ns=ts, snapshot=snapshot)
 
 
 def log_dataset(dataset: Any, label: str, context: Any = Context.TRAINING) -> None:

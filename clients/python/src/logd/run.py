@@ -315,13 +315,18 @@ class Run:
 
     def log_artifact(self, path: Union[str, "os.PathLike[str]"], context: Any = "training",
                      role: str = "output", copy: bool = True, step: Optional[int] = None,
-                     timestamp_ns: Optional[int] = None) -> bool:
+                     timestamp_ns: Optional[int] = None, snapshot: bool = False) -> bool:
         """Records a file the run read (``role="input"``) or wrote (``"output"``). With ``copy``
         the open descriptor travels to logd, which copies the file into the run's artifacts/
         (it never opens your path itself); otherwise path, size and SHA-256 are recorded.
+
+        logd copies from the descriptor shortly after the call, so the copy holds what the file
+        holds *then*. Replacing the file (a new file renamed over it, or deleting it) is safe;
+        rewriting it in place right away is not: pass ``snapshot=True`` and the client first
+        copies it (in the kernel, beside the original) so the version is the file as it is now.
         Returns False (see ``last_error``) when the file cannot be read."""
         try:
-            opened = self._open_file(path, hash_it=not copy)
+            opened = self._open_file(path, hash_it=not copy, snapshot=snapshot and copy)
             if opened is None:
                 return False
             fd, size, digest, absolute = opened
@@ -362,14 +367,16 @@ class Run:
 
     def save_model_version(self, model: Any, model_name: str, context: Any = "training",
                            step: Optional[int] = None, copy: bool = True,
-                           timestamp_ns: Optional[int] = None) -> bool:
+                           timestamp_ns: Optional[int] = None, snapshot: bool = False) -> bool:
         """Saves a model file as the next version of ``model_name`` (logd numbers versions
         v1, v2, ... and never overwrites one). ``model`` is a path to a checkpoint you wrote, or
         a torch module, whose ``state_dict`` is saved with ``torch.save`` to a temporary file
-        that is handed to logd by descriptor and removed at once."""
+        that is handed to logd by descriptor and removed at once. If you rewrite the same
+        checkpoint path in place soon after (``torch.save`` to one name every epoch), pass
+        ``snapshot=True`` (see ``log_artifact``)."""
         try:
             if isinstance(model, (str, bytes, os.PathLike)):
-                opened = self._open_file(model, hash_it=not copy)
+                opened = self._open_file(model, hash_it=not copy, snapshot=snapshot and copy)
                 if opened is None:
                     return False
                 fd, size, digest, original = opened
@@ -524,8 +531,9 @@ class Run:
             _log.warning("logd: %s (ignored; further errors of this kind are counted in run.errors)",
                          self.last_error)
 
-    def _open_file(self, path: Any, hash_it: bool) -> Optional[Tuple[int, int, bytes, str]]:
-        """(fd, size, sha256 or zeros, absolute path), or None with ``last_error`` set."""
+    def _open_file(self, path: Any, hash_it: bool, snapshot: bool = False) -> Optional[Tuple[int, int, bytes, str]]:
+        """(fd, size, sha256 or zeros, absolute path), or None with ``last_error`` set. With
+        ``snapshot`` the fd is of an unnamed copy, which later writes to the path cannot change."""
         p = os.fsdecode(os.fspath(path))
         absolute = os.path.abspath(p)
         try:
@@ -538,6 +546,13 @@ class Run:
             os.close(fd)
             self.last_error = "%s is not a regular file" % p
             return None
+        if snapshot:
+            try:
+                copy_fd = _unnamed_copy(fd, os.path.dirname(absolute))
+            finally:
+                os.close(fd)
+            fd = copy_fd
+            st = os.fstat(fd)
         digest = bytes(32)
         if hash_it:
             h = hashlib.sha256()
@@ -571,6 +586,33 @@ class Run:
         b.append(wire.run_start(start_time=_time_ns(), **self._start_fields), force=True)
         self._sender.start()
         _register_child_exit(self)
+
+
+def _unnamed_copy(src: int, directory: str) -> int:
+    """An fd of a copy of ``src`` that has no name: an O_TMPFILE beside the original
+    (same file system, so the kernel may share blocks), else an unlinked file in the temp dir."""
+    try:
+        dst = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except (AttributeError, OSError):
+        tmp_fd, tmp = tempfile.mkstemp(prefix="logd-snapshot-")
+        os.unlink(tmp)
+        dst = tmp_fd
+    try:
+        size = os.fstat(src).st_size
+        offset = 0
+        while offset < size:
+            try:
+                n = os.copy_file_range(src, dst, size - offset, offset, offset)
+            except (AttributeError, OSError):
+                block = os.pread(src, 1 << 20, offset)
+                n = os.pwrite(dst, block, offset) if block else 0
+            if n <= 0:
+                break
+            offset += n
+    except BaseException:
+        os.close(dst)
+        raise
+    return dst
 
 
 _ARTIFACT_ROLES = {"input": wire.ArtifactRole.INPUT, "output": wire.ArtifactRole.OUTPUT, 1: wire.ArtifactRole.INPUT, 2: wire.ArtifactRole.OUTPUT}
