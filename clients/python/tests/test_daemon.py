@@ -243,3 +243,16 @@ def test_bad_calls_never_raise_and_lose_nothing_else(daemon):
     assert [(r["key"], r["value"]) for r in rows] == [("ok", "1.0"), ("ok", "2.0")]
     cfg = load_yaml(os.path.join(daemon.run_dir("bad"), "config.yaml"))
     assert cfg["fine"] == 1 and cfg["weird"].startswith("<object object")
+
+
+def test_absent_daemon_finish_releases_every_descriptor(tmpdir_short, tmp_path):
+    before = len(os.listdir("/proc/self/fd"))
+    run = logd.Run(experiment="nobody", name="fds", socket=os.path.join(tmpdir_short, "none.sock"))
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"x" * 1000)
+    for _ in range(5):
+        assert run.log_artifact(f)  # copy mode: each holds an open descriptor until acknowledged
+    assert len(os.listdir("/proc/self/fd")) >= before + 5
+    report = run.finish(timeout=0.3)
+    assert report.undelivered == 7
+    assert len(os.listdir("/proc/self/fd")) == before

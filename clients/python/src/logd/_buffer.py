@@ -190,6 +190,15 @@ class FrameBuffer:
                 self.cond.wait(min(left, 0.25))
             return True
 
+    def close_fds(self) -> None:
+        """After the sender has stopped: close the descriptors of frames never acknowledged."""
+        with self.lock:
+            fds = [fd for c in self.chunks for _, fd in c.fds]
+            for c in self.chunks:
+                c.fds = []
+        for fd in fds:
+            _close(fd)
+
     # -- fork ----------------------------------------------------------------------------------
 
     def reset_after_fork(self) -> None:

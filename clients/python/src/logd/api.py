@@ -53,6 +53,14 @@ def end_run(status: str = "finished", timeout: float = 10.0, **_ignored: Any) ->
     return run.finish(status, timeout) if run is not None else None
 
 
+def _forget(run: Run) -> None:
+    """A finished run stops being the current one (``Run.finish`` calls this)."""
+    global _current
+    with _lock:
+        if _current is run:
+            _current = None
+
+
 def _run() -> Optional[Run]:
     global _warned
     run = _current

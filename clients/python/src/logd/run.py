@@ -162,6 +162,8 @@ class Run:
         self._train_ids: Dict[str, int] = {}
         self._ids: Dict[Tuple[Any, Any, Any], int] = {}
         self._finished = False
+        self._closed = False  # RUN_END is in the buffer: later calls are ignored
+        self._stopped = False  # finish() has stopped the sender
         self._completed = False
         self._warned: set = set()
         self._pid = os.getpid()
@@ -258,7 +260,10 @@ class Run:
             return None
 
     def _roll(self):
-        """The active chunk is full (or this is a forked child's first record). Lock held."""
+        """The active chunk is full (or this is a forked child's first record, or the run is
+        closed). Lock held."""
+        if self._closed:
+            return None
         b = self._buf
         if self._child_pending:
             self._start_child_session()
@@ -275,6 +280,10 @@ class Run:
     def _append(self, frame: bytes, fd: int = -1, force: bool = False) -> bool:
         b = self._buf
         with b.lock:
+            if self._closed:
+                if fd >= 0:
+                    os.close(fd)
+                return False
             if self._child_pending:
                 self._start_child_session()
             before = b.active
@@ -460,6 +469,8 @@ class Run:
         with b.lock:
             if self._child_pending:
                 return True  # a forked child that has logged nothing has nothing to flush
+            if self._stopped:  # finished: nothing more will be sent
+                return self._completed
             target = b.next_seq - 1
         self._sender.request_flush()
         self._completed = b.wait_acked(target, time.monotonic() + max(0.0, timeout), time.monotonic)
@@ -473,6 +484,8 @@ class Run:
             return self.report
         self._finished = True
         _unregister(self)
+        from . import api
+        api._forget(self)  # no longer the current run of the module-level functions
         if self._child_pending:  # a forked child that never logged: nothing to end
             return self.report
         deadline = time.monotonic() + max(0.0, timeout)
@@ -484,8 +497,14 @@ class Run:
         if dropped:  # the drop total must reach logd before RUN_END ends the run there
             self._sender.wait_drops_sent(dropped, time.monotonic() + timeout * 0.25)
         self._append(wire.run_end(code, _time_ns()), force=True)
+        with self._buf.lock:
+            self._closed = True
+            self._buf.active.limit = -1  # a late log_metric takes the slow path, which ignores it
         self.flush(max(0.0, deadline - time.monotonic()))
         self._sender.stop(join_timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+        self._stopped = True
+        if self._sender.thread is None or not self._sender.thread.is_alive():
+            self._buf.close_fds()  # what was never acknowledged will not be sent now
         return self.report
 
     @property

@@ -50,12 +50,21 @@ class SummaryWriter:
 
     def add_scalar(self, tag: str, scalar_value: Any, global_step: Optional[int] = None,
                    walltime: Optional[float] = None, display_name: str = "", summary_description: str = "") -> None:
-        value = _number(scalar_value)
-        step = None if global_step is None else int(global_step)
+        try:
+            value = _number(scalar_value)
+            step = None if global_step is None else int(global_step)
+        except Exception as exc:  # like Run.log_metric: counted, never raised into the loop
+            self.run._bad_call("SummaryWriter.add_scalar(%r)" % (tag,), exc)
+            return
         if walltime is None:
             self.run.log_metric(tag, value, step, self.context)
         else:
-            self.run._metric_at(tag, value, step, self.context, int(float(walltime) * 1e9))
+            try:
+                ts = int(float(walltime) * 1e9)
+            except Exception as exc:
+                self.run._bad_call("SummaryWriter.add_scalar(%r) walltime" % (tag,), exc)
+                return
+            self.run._metric_at(tag, value, step, self.context, ts)
 
     def add_scalars(self, main_tag: str, tag_scalar_dict: Mapping[str, Any], global_step: Optional[int] = None,
                     walltime: Optional[float] = None) -> None:
@@ -64,8 +73,12 @@ class SummaryWriter:
 
     def add_text(self, tag: str, text_string: str, global_step: Optional[int] = None,
                  walltime: Optional[float] = None) -> None:
-        text = str(text_string) if global_step is None else "step %d: %s" % (int(global_step), text_string)
-        ts = None if walltime is None else int(float(walltime) * 1e9)
+        try:
+            text = str(text_string) if global_step is None else "step %d: %s" % (int(global_step), text_string)
+            ts = None if walltime is None else int(float(walltime) * 1e9)
+        except Exception as exc:
+            self.run._bad_call("SummaryWriter.add_text(%r)" % (tag,), exc)
+            return
         self.run.log(text, "INFO", tag, ts)
 
     def add_hparams(self, hparam_dict: Mapping[str, Any], metric_dict: Mapping[str, Any],
