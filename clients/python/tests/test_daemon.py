@@ -212,15 +212,15 @@ def test_forked_workers_log_to_their_own_sessions(daemon):
 def test_full_buffer_drops_newest_counts_and_reports(daemon, tmpdir_short):
     daemon.stop()
     run = logd.Run(experiment="drops", name="d", socket=daemon.socket, buffer_bytes=256 * 1024)
-    for step in range(20000):  # about 7,900 fit in 256 KiB
+    for step in range(40000):  # the bound is at least two 256 KiB chunks: about 15,900 metrics
         run.log_metric("x", float(step), step)
-    assert run.report.dropped > 10000
+    assert run.report.dropped > 20000
     daemon.start()
     report = run.finish(timeout=20)
     assert report.completed and report.undelivered == 0
     steps = [int(r["step"]) for r in metric_rows(daemon.run_dir("drops"))]
     assert steps == list(range(len(steps)))  # the oldest are kept, the newest dropped
-    assert len(steps) + report.dropped == 20000
+    assert len(steps) + report.dropped == 40000
     meta = load_yaml(os.path.join(daemon.run_dir("drops"), "run.yaml"))
     assert meta["producers"][0]["dropped"] == report.dropped
     assert meta["records"]["dropped"] == report.dropped
@@ -256,3 +256,37 @@ def test_absent_daemon_finish_releases_every_descriptor(tmpdir_short, tmp_path):
     report = run.finish(timeout=0.3)
     assert report.undelivered == 7
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_reconnect_after_everything_was_acknowledged_writes_nothing_twice(daemon):
+    run = logd.Run(experiment="acked", name="a", socket=daemon.socket)
+    for i in range(3):
+        run.log("line %d" % i)
+    assert run.flush(timeout=10)  # everything durable; the chunk stays in memory until it fills
+    daemon.stop()
+    daemon.start()
+    run.log("line 3")
+    run.log_metric("x", 1.0, 0)
+    report = run.finish(timeout=20)
+    assert report.completed and report.undelivered == 0, report
+    log = read_text(os.path.join(daemon.run_dir("acked"), "main.log"))
+    assert [line.split(": ", 1)[1] for line in log.splitlines()] == ["line 0", "line 1", "line 2", "line 3"]
+    assert [r["step"] for r in metric_rows(daemon.run_dir("acked"))] == ["0"]
+
+
+def test_a_bad_value_with_the_logging_handler_installed_does_not_deadlock():
+    import threading
+
+    run = logd.Run(experiment="e", name="n", sink="memory")
+    handler = logd.LoggingHandler(run)
+    logging.getLogger().addHandler(handler)
+    try:
+        t = threading.Thread(target=run.log_metric, args=("loss", None, 1), daemon=True)
+        t.start()
+        t.join(10)
+        assert not t.is_alive(), "log_metric hung: its warning re-entered the run under the buffer lock"
+    finally:
+        logging.getLogger().removeHandler(handler)
+    run.finish(timeout=5)
+    assert run.errors == 1
+    assert any(r["kind"] == "log" and "log_metric('loss')" in r["message"] for r in run.records)

@@ -78,7 +78,7 @@ class FrameBuffer:
     """Chunks of frames not yet acknowledged, bounded by ``capacity`` bytes."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = max(capacity, CHUNK_BYTES)
+        self.capacity = max(capacity, 2 * CHUNK_BYTES)
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self._serial = 0
@@ -103,7 +103,8 @@ class FrameBuffer:
         old = self.active
         size = CHUNK_BYTES if need <= CHUNK_BYTES else need
         replace = old.count == 0  # an empty active chunk too small for this frame is replaced
-        base = self.held_bytes - (len(old.data) if replace else 0)
+        # Bytes not yet acknowledged (acknowledged chunks are released at the next ACK).
+        base = sum(len(c.data) for c in self.chunks if c.count > 0 and c.last_seq > self.acked)
         if base > 0 and base + size > self.capacity:
             self.dropped += 1
             return None
@@ -150,17 +151,19 @@ class FrameBuffer:
             chunks = list(self.chunks)
             return Snapshot(chunks, [c.pos for c in chunks], [c.count for c in chunks], len(self.keys), self.dropped)
 
-    def acknowledge(self, through: int) -> None:
+    def acknowledge(self, through: int, before_serial: int) -> None:
         """The daemon has everything through ``through`` on disk: release the chunks wholly
-        covered (never the active one), close their descriptors, wake waiters."""
+        covered, close their descriptors, wake waiters. Only chunks before ``before_serial``
+        (the sender's cursor) are released, never the active one: the sender numbers what it
+        sends by position from its HELLO, so a chunk it has not passed must stay."""
         closing: List[int] = []
         with self.lock:
-            if through <= self.acked:
-                return
-            self.acked = through
+            if through > self.acked:
+                self.acked = through
+                self.cond.notify_all()
             keep: List[Chunk] = []
             for c in self.chunks:
-                if c is not self.active and c.last_seq <= through:
+                if c is not self.active and c.serial < before_serial and c.last_seq <= self.acked:
                     self.held_bytes -= len(c.data)
                     closing.extend(fd for _, fd in c.fds)
                     c.fds = []
@@ -169,17 +172,19 @@ class FrameBuffer:
                 else:
                     keep.append(c)
             self.chunks = keep
-            self.cond.notify_all()
         for fd in closing:
             _close(fd)
 
-    def oldest_held(self) -> int:
-        """Number of the oldest frame still held (the next one when none is)."""
+    def resume_point(self) -> Tuple[int, int, int]:
+        """Where a new connection starts: (first_seq for HELLO, chunk serial, offset). The first
+        chunk holding a frame not yet acknowledged, from its start; when every frame is
+        acknowledged, the end of the active chunk and the next number."""
         with self.lock:
             for c in self.chunks:
                 if c.count > 0 and c.last_seq > self.acked:
-                    return max(c.first_seq, 1)
-            return self.next_seq
+                    return c.first_seq, c.serial, 0
+            a = self.active
+            return a.first_seq + a.count, a.serial, a.pos
 
     def wait_acked(self, target: int, deadline: float, monotonic) -> bool:
         with self.lock:

@@ -139,15 +139,16 @@ class Sender:
         self._disconnect()
 
     def _sleep(self) -> None:
-        fds = [self._wake_r]
+        poller = select.poll()  # not select(): descriptors may be above FD_SETSIZE
+        poller.register(self._wake_r, select.POLLIN)
         if self._sock is not None:
-            fds.append(self._sock.fileno())
+            poller.register(self._sock.fileno(), select.POLLIN)
         try:
-            readable, _, _ = select.select(fds, [], [], POLL_INTERVAL_S)
+            ready = poller.poll(POLL_INTERVAL_S * 1000)
         except (OSError, ValueError):
             time.sleep(POLL_INTERVAL_S)
             return
-        if self._wake_r in readable:
+        if any(fd == self._wake_r for fd, _ in ready):
             try:
                 while os.read(self._wake_r, 512):
                     pass
@@ -166,7 +167,10 @@ class Sender:
                 self._next_attempt = now + self._backoff
                 self._backoff = min(self._backoff * 2, 1.0)
                 return
-            self._backoff = 0.01
+            # The backoff is reset by the first ACK, not here: a connection that logd closes
+            # at once (ERROR) is retried ever more slowly.
+            self._next_attempt = now + self._backoff
+            self._backoff = min(self._backoff * 2, 1.0)
         self._read_replies()
         if self._sock is None:
             return
@@ -198,13 +202,12 @@ class Sender:
         self._drops_reported = 0
         self._flush_sent = 0
         self._range_end = None
-        first = self.buffer.oldest_held()
+        first, serial, offset = self.buffer.resume_point()
         self._run_started = first > 1  # else RUN_START (number 1) is resent first
         hello = wire.hello(wire.Role.PRODUCER, os.getpid(), self.session, first, CLIENT_NAME, CLIENT_VERSION)
         if not self._send_all(hello):
             return False
-        snap = self.buffer.snapshot()
-        self._cursor = (snap.chunks[0].serial, 0) if snap.chunks else (0, 0)
+        self._cursor = (serial, offset)  # numbered from `first`, by position
         self.connected = True
         return True
 
@@ -248,13 +251,12 @@ class Sender:
     def _handle(self, records: List[dict]) -> None:
         for r in records:
             kind = r["kind"]
-            if kind == "ack":
-                self.buffer.acknowledge(r["durable_through"])
-            elif kind == "flush_done":
-                self.buffer.acknowledge(r["durable_through"])
+            if kind == "ack" or kind == "flush_done":
+                self.buffer.acknowledge(r["durable_through"], self._cursor[0])
+                self._backoff = 0.01  # logd accepts what we send: reconnect quickly next time
             elif kind == "welcome":
                 self.daemon_version = r["daemon_version"]
-                self.buffer.acknowledge(r["durable_through"])
+                self.buffer.acknowledge(r["durable_through"], self._cursor[0])
             elif kind == "error":
                 self.last_error = "logd: %s" % r["message"]
                 self._disconnect()
@@ -297,7 +299,7 @@ class Sender:
             if not self._send_all(out):
                 return False
             self._keys_sent = snap.keys
-        if snap.dropped > self._drops_reported and self._sock is not None:
+        if snap.dropped > self._drops_reported and self._sock is not None and self._run_started:
             if self._send_all(wire.drops(snap.dropped)):
                 self._drops_reported = snap.dropped
                 self._drops_sent = max(self._drops_sent, snap.dropped)
@@ -376,7 +378,9 @@ class Sender:
                 self._disconnect()
                 return False
             self._read_replies()
-            select.select([], [sock], [], 0.05)
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLOUT)
+            poller.poll(50)
         return True
 
     def _pump_local(self) -> None:
@@ -403,6 +407,6 @@ class Sender:
             self.sink(self._memory_decoder.feed(b"".join(parts)))
         self.connected = True
         if through > 0:
-            self.buffer.acknowledge(through)
+            self.buffer.acknowledge(through, self._cursor[0])
         self._drops_sent = snap.dropped
 

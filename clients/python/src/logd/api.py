@@ -105,17 +105,21 @@ def log_artifact(artifact_path: Any, value: Any = None, context: Any = Context.T
     run = _run()
     if run is None:
         return False
-    ts = None if timestamp is None else int(float(timestamp) * 1e9)
-    role = "input" if is_input else "output"
-    if value is None or isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isfile(value)):
-        path = artifact_path if value is None else value
-        return run.log_artifact(path, context, role, log_copy_in_prov_directory, step, ts)
-    data = value if isinstance(value, bytes) else str(value).encode("utf-8")
-    with tempfile.TemporaryDirectory(prefix="logd-") as tmp:
-        path = os.path.join(tmp, os.path.basename(os.fspath(artifact_path)) or "artifact")
-        with open(path, "wb") as f:
-            f.write(data)
-        return run.log_artifact(path, context, role, True, step, ts)
+    try:
+        ts = None if timestamp is None else int(float(timestamp) * 1e9)
+        role = "input" if is_input else "output"
+        if value is None or isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isfile(value)):
+            path = artifact_path if value is None else value
+            return run.log_artifact(path, context, role, log_copy_in_prov_directory, step, ts)
+        data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+        with tempfile.TemporaryDirectory(prefix="logd-") as tmp:
+            path = os.path.join(tmp, os.path.basename(os.fspath(artifact_path)) or "artifact")
+            with open(path, "wb") as f:
+                f.write(data)
+            return run.log_artifact(path, context, role, True, step, ts)
+    except Exception as exc:  # never into the training loop
+        run._bad_call("log_artifact(%r)" % (artifact_path,), exc)
+        return False
 
 
 def log_model(model: Any, model_name: str = "default", log_model_info: bool = True,
@@ -136,7 +140,11 @@ def save_model_version(model: Any, model_name: str, context: Any = Context.TRAIN
     run = _run()
     if run is None:
         return False
-    ts = None if timestamp is None else int(float(timestamp) * 1e9)
+    try:
+        ts = None if timestamp is None else int(float(timestamp) * 1e9)
+    except Exception as exc:
+        run._bad_call("save_model_version(%r)" % (model_name,), exc)
+        return False
     return run.save_model_version(model, model_name, context, step, timestamp_ns=ts, snapshot=snapshot)
 
 

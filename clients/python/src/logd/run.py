@@ -195,7 +195,7 @@ class Run:
                 kid = self._train_ids.get(key)
             else:
                 kid = self._ids.get((key, context, source))
-        except TypeError:  # an unhashable key or context
+        except Exception:  # an unhashable key or context: _intern says what is wrong
             kid = None
         if kid is None:
             kid = self._intern(key, context, source)
@@ -203,6 +203,7 @@ class Run:
                 return
         b = self._buf
         lock = b.lock
+        err = None
         lock.acquire()
         try:
             c = b.active
@@ -216,9 +217,11 @@ class Run:
             c.pos = pos + 33
             c.count += 1
         except Exception as exc:
-            self._bad_call("log_metric(%r)" % (key,), exc)
+            err = exc
         finally:
             lock.release()
+        if err is not None:  # outside the lock: the warning may come back here via LoggingHandler
+            self._bad_call("log_metric(%r)" % (key,), err)
 
     def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None,
                     context: Any = "training", source: Optional[str] = None) -> None:
@@ -496,10 +499,12 @@ class Run:
         dropped = self._buf.dropped
         if dropped:  # the drop total must reach logd before RUN_END ends the run there
             self._sender.wait_drops_sent(dropped, time.monotonic() + timeout * 0.25)
-        self._append(wire.run_end(code, _time_ns()), force=True)
-        with self._buf.lock:
+        b = self._buf
+        with b.lock:  # RUN_END and closing in one hold: no other thread's record can follow it
+            b.append(wire.run_end(code, _time_ns()), force=True)
             self._closed = True
-            self._buf.active.limit = -1  # a late log_metric takes the slow path, which ignores it
+            b.active.limit = -1  # a late log_metric takes the slow path, which ignores it
+        self._sender.wake()
         self.flush(max(0.0, deadline - time.monotonic()))
         self._sender.stop(join_timeout=max(0.1, min(2.0, deadline - time.monotonic())))
         self._stopped = True
