@@ -14,7 +14,6 @@ Threading: ``run`` is the sender thread and owns every ``_`` field below ``# sen
 from __future__ import annotations
 
 import array
-import errno
 import os
 import select
 import socket

@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Optional
 
-from .run import Run, wire_level
+from .run import Run
 
 
 class LoggingHandler(logging.Handler):

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _process, wire
 from ._buffer import FrameBuffer
