@@ -298,6 +298,13 @@ class Run:
             os.close(fd)
         return ok
 
+    def _append_file_frame(self, frame: bytes, fd: int, copy: bool) -> bool:
+        """A copy-mode frame carries its descriptor; a reference-mode one only needed it to hash."""
+        if not copy:
+            os.close(fd)
+            fd = -1
+        return self._append(frame, fd)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Merges ``params`` (nested dicts and lists) into the run's config.yaml: later values
         override earlier ones key by key. Values that are not plain data (paths, enums, numpy
@@ -346,10 +353,7 @@ class Run:
                 context_name(context), NO_STEP if step is None else int(step), _ARTIFACT_ROLES[role],
                 wire.Mode.COPY if copy else wire.Mode.REFERENCE, os.path.basename(absolute) or "artifact",
                 absolute, size, digest, _time_ns() if timestamp_ns is None else int(timestamp_ns))
-            if not copy:
-                os.close(fd)
-                fd = -1
-            return self._append(frame, fd)
+            return self._append_file_frame(frame, fd, copy)
         except Exception as exc:
             self._bad_call("log_artifact(%r)" % (path,), exc)
             return False
@@ -412,10 +416,7 @@ class Run:
                 str(model_name), context_name(context), NO_STEP if step is None else int(step),
                 wire.Mode.COPY if copy else wire.Mode.REFERENCE, file_name, original, size, digest,
                 _time_ns() if timestamp_ns is None else int(timestamp_ns))
-            if not copy:
-                os.close(fd)
-                fd = -1
-            return self._append(frame, fd)
+            return self._append_file_frame(frame, fd, copy)
         except Exception as exc:
             self._bad_call("save_model_version(%r)" % (model_name,), exc)
             return False
