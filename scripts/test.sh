@@ -2,8 +2,12 @@
 # Runs every test in one debug build: the Swift tests (unit, golden vectors, daemon
 # integration), then the Python client's (clients/python) against the same logd binary.
 # Arguments go to `swift test` (e.g. --filter DaemonTests).
+# The Python tools come from .venv (scripts/install-deps.sh); it goes first on PATH so that
+# the tests' `python3` is the venv's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV="${LOGD_VENV:-$PWD/.venv}"
+if [ -x "$VENV/bin/python3" ]; then export PATH="$VENV/bin:$PATH"; fi
 swift build --build-tests
 swift test --skip-build "$@"
 LOGD_BIN="$PWD/.build/debug/logd" python3 -m pytest -q -p no:cacheprovider clients/python/tests
