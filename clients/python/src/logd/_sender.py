@@ -27,9 +27,15 @@ from ._buffer import Chunk, FrameBuffer, Snapshot
 CLIENT_NAME = "logd-python"
 CLIENT_VERSION = "0.1.0"
 
-POLL_INTERVAL_S = 0.01
-"""How long the sender sleeps when there is nothing to do: the longest a record waits in the
-buffer before it is sent (a full chunk, a flush or finish wake the sender at once)."""
+POLL_INTERVAL_S = 0.05
+"""How long the sender sleeps between looks at the buffer while records are flowing: the
+longest a record waits before it is sent (a full chunk, a flush or finish wake the sender at
+once). Each wake-up takes the GIL from the training thread for a moment, so the sender wakes
+as seldom as this allows."""
+
+IDLE_INTERVAL_S = 0.25
+"""How long it sleeps when its last look found nothing new (a training loop between epochs, a
+forked child's idle copy of the parent's run)."""
 
 _SEND_FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
 
@@ -47,6 +53,9 @@ class Sender:
         self.last_error: Optional[str] = None
         self.daemon_version = ""
         self._stopping = False
+        self._stop_when_delivered: Optional[Callable[[], None]] = None
+        self._idle = False
+        self._last_marker: Optional[Tuple[int, int, int]] = None
         self._flush_wanted = 0  # highest flush token asked for
         self._drops_sent = 0
         self._control = threading.Lock()
@@ -96,6 +105,17 @@ class Sender:
         if t is None or not t.is_alive():
             self._close_pipe()
 
+    def stop_when_delivered(self, on_stopped: Optional[Callable[[], None]] = None) -> None:
+        """Let the thread end by itself once every frame is acknowledged (or the process exits),
+        then call ``on_stopped`` from it. For a run nobody will wait for."""
+        self._stop_when_delivered = on_stopped or (lambda: None)
+        self.wake()
+
+    def _delivered(self) -> bool:
+        b = self.buffer
+        with b.lock:
+            return b.acked >= b.next_seq - 1
+
     def wait_drops_sent(self, total: int, deadline: float) -> None:
         """Waits (at most until ``deadline``) until the daemon has been told ``total`` drops."""
         while self._drops_sent < total and time.monotonic() < deadline and self.connected:
@@ -125,6 +145,7 @@ class Sender:
     # -- sender thread -------------------------------------------------------------------------
 
     def run(self) -> None:
+        done = None
         while True:
             stopping = self._stopping
             try:
@@ -134,18 +155,29 @@ class Sender:
                 self._disconnect()
             if stopping:
                 break
+            done = self._stop_when_delivered
+            if done is not None and self._delivered():
+                self._stopping = True
+                break
             self._sleep()
         self._disconnect()
+        if done is not None:
+            self._close_pipe()
+            try:
+                done()
+            except Exception:
+                pass
 
     def _sleep(self) -> None:
+        interval = IDLE_INTERVAL_S if self._idle else POLL_INTERVAL_S
         poller = select.poll()  # not select(): descriptors may be above FD_SETSIZE
         poller.register(self._wake_r, select.POLLIN)
         if self._sock is not None:
             poller.register(self._sock.fileno(), select.POLLIN)
         try:
-            ready = poller.poll(POLL_INTERVAL_S * 1000)
+            ready = poller.poll(interval * 1000)
         except (OSError, ValueError):
-            time.sleep(POLL_INTERVAL_S)
+            time.sleep(interval)
             return
         if any(fd == self._wake_r for fd, _ in ready):
             try:
@@ -174,6 +206,7 @@ class Sender:
         if self._sock is None:
             return
         snap = self.buffer.snapshot()
+        self._note_activity(snap)
         if not self._send_data(snap):
             return
         with self._control:
@@ -181,6 +214,12 @@ class Sender:
         if flush > self._flush_sent and self._range_end is None:
             if self._send_all(wire.flush(flush)):
                 self._flush_sent = flush
+
+    def _note_activity(self, snap: Snapshot) -> None:
+        """Idle (sleep longer) when nothing was logged since the last look."""
+        marker = (snap.chunks[-1].serial, snap.used[-1], snap.keys) if snap.chunks else None
+        self._idle = marker == self._last_marker
+        self._last_marker = marker
 
     def _connect(self) -> bool:
         try:
@@ -385,6 +424,7 @@ class Sender:
     def _pump_local(self) -> None:
         """Memory or discard transport: decode what a daemon would receive, acknowledge at once."""
         snap = self.buffer.snapshot()
+        self._note_activity(snap)
         i, offset = self._resolve(snap)
         parts: List[bytes] = []
         if self.sink is not None and snap.keys > self._keys_sent:

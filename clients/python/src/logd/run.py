@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import enum
+import gc
 import hashlib
 import logging
 import os
@@ -23,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-import weakref
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _process, wire
@@ -470,12 +470,16 @@ class Run:
         """Waits until everything logged before this call is on disk and fsynced, or ``timeout``
         seconds pass. Returns whether it completed."""
         b = self._buf
-        with b.lock:
+        if not b.lock.acquire(timeout=max(0.05, min(1.0, timeout))):
+            return False  # held by a thread a signal interrupted (see _end)
+        try:
             if self._child_pending:
                 return True  # a forked child that has logged nothing has nothing to flush
             if self._stopped:  # finished: nothing more will be sent
                 return self._completed
             target = b.next_seq - 1
+        finally:
+            b.lock.release()
         self._sender.request_flush()
         self._completed = b.wait_acked(target, time.monotonic() + max(0.0, timeout), time.monotonic)
         return self._completed
@@ -484,34 +488,70 @@ class Run:
         """Ends this process's part of the run: logs RUN_END, waits at most ``timeout`` seconds
         for delivery, stops the sender and reports what was delivered. Never hangs; a second
         call returns the same report."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        self._end(status, deadline)
+        self._complete(deadline)
+        return self.report
+
+    def _end(self, status: Union[str, int], deadline: float) -> None:
+        """The first half of ``finish``: RUN_END into the buffer and the sender woken, no waiting
+        for delivery (so that several runs ending at exit share one deadline)."""
         if self._finished:
-            return self.report
+            return
         self._finished = True
-        _unregister(self)
         from . import api
         api._forget(self)  # no longer the current run of the module-level functions
         if self._child_pending:  # a forked child that never logged: nothing to end
-            return self.report
-        deadline = time.monotonic() + max(0.0, timeout)
+            self._stopped = True
+            _unregister(self)
+            return
         try:
             code = _STATUSES[status] if isinstance(status, str) else int(status)
         except (KeyError, ValueError, TypeError):
             code = 1
         dropped = self._buf.dropped
         if dropped:  # the drop total must reach logd before RUN_END ends the run there
-            self._sender.wait_drops_sent(dropped, time.monotonic() + timeout * 0.25)
+            left = deadline - time.monotonic()
+            self._sender.wait_drops_sent(dropped, time.monotonic() + max(0.0, left) * 0.25)
         b = self._buf
-        with b.lock:  # RUN_END and closing in one hold: no other thread's record can follow it
+        # A signal handler may have interrupted this process's own thread between taking and
+        # releasing the lock (at exit, nothing else releases it): never wait forever for it.
+        if not b.lock.acquire(timeout=max(0.05, min(1.0, deadline - time.monotonic()))):
+            return
+        try:  # RUN_END and closing in one hold: no other thread's record can follow it
             b.append(wire.run_end(code, _time_ns()), force=True)
             self._closed = True
             b.active.limit = -1  # a late log_metric takes the slow path, which ignores it
+        finally:
+            b.lock.release()
         self._sender.wake()
+
+    def _complete(self, deadline: float) -> None:
+        """The second half of ``finish``: wait (until ``deadline``) for delivery, stop the sender."""
+        if self._stopped:
+            return
         self.flush(max(0.0, deadline - time.monotonic()))
         self._sender.stop(join_timeout=max(0.1, min(2.0, deadline - time.monotonic())))
         self._stopped = True
         if self._sender.thread is None or not self._sender.thread.is_alive():
             self._buf.close_fds()  # what was never acknowledged will not be sent now
-        return self.report
+        _unregister(self)
+
+    def _end_in_background(self, status: str = "finished") -> None:
+        """Ends the run without waiting: the sender delivers the rest and then stops by itself
+        (a ``SummaryWriter`` garbage-collected unclosed). Exit still waits for it."""
+        if self._finished:
+            return
+        self._end(status, time.monotonic() + 1.0)
+        if self._stopped:
+            return
+
+        def stopped() -> None:
+            self._stopped = True
+            self._buf.close_fds()
+            _unregister(self)
+
+        self._sender.stop_when_delivered(stopped)
 
     @property
     def report(self) -> DeliveryReport:
@@ -644,41 +684,73 @@ _ARTIFACT_ROLES = {"input": wire.ArtifactRole.INPUT, "output": wire.ArtifactRole
 
 
 # -- live runs: exit and fork ------------------------------------------------------------------
+#
+# Every run that has not stopped its sender is held here, strongly: a Run or SummaryWriter the
+# script forgot to close (local to main(), dropped, made in a thread that ended) still ends at
+# exit with everything it logged. A run leaves the registry when its sender stops.
 
-_runs: "weakref.WeakSet[Run]" = weakref.WeakSet()
+_runs: Dict[int, Run] = {}
 _runs_lock = threading.Lock()
 _uncaught: List[str] = []
+_signalled: List[int] = []
 
 
 def _register(run: Run) -> None:
     with _runs_lock:
-        _runs.add(run)
+        _runs[id(run)] = run
+    _install_sigterm()
 
 
 def _unregister(run: Run) -> None:
     with _runs_lock:
-        _runs.discard(run)
+        if _runs.get(id(run)) is run:
+            del _runs[id(run)]
+
+
+def _live_runs() -> List[Run]:
+    with _runs_lock:
+        return list(_runs.values())
 
 
 def exit_timeout() -> float:
-    """Seconds the interpreter's exit waits for each unfinished run (``LOGD_EXIT_TIMEOUT``, 5)."""
+    """Seconds the interpreter's exit waits for all unfinished runs together
+    (``LOGD_EXIT_TIMEOUT``, default 5)."""
     try:
-        return float(os.environ.get("LOGD_EXIT_TIMEOUT", "5"))
+        return max(0.0, float(os.environ.get("LOGD_EXIT_TIMEOUT", "5")))
     except ValueError:
         return 5.0
 
 
-def _finish_all_at_exit() -> None:
-    with _runs_lock:
-        runs = list(_runs)
-    status = "finished"
-    if _uncaught:
-        status = "killed" if _uncaught[0] == "KeyboardInterrupt" else "failed"
+def _exit_status() -> str:
+    """How this process is ending: ``killed`` after SIGTERM or Ctrl-C, ``failed`` after an
+    uncaught exception, else ``finished`` (``sys.exit(n)`` included, whatever ``n``)."""
+    if _signalled:
+        return "killed"
+    last = getattr(sys, "last_type", None)  # set by the interpreter when it prints a traceback
+    names = list(_uncaught) or ([last.__name__] if last is not None else [])
+    if names:
+        return "killed" if names[0] == "KeyboardInterrupt" else "failed"
+    return "finished"
+
+
+def _finish_all(runs: Sequence[Run]) -> None:
+    """Ends every run first, then waits for all of them against one deadline."""
+    status = _exit_status()
+    deadline = time.monotonic() + exit_timeout()
     for run in runs:
         try:
-            run.finish(status, timeout=exit_timeout())
+            run._end(status, deadline)
         except Exception:
             pass
+    for run in runs:
+        try:
+            run._complete(deadline)
+        except Exception:
+            pass
+
+
+def _finish_all_at_exit() -> None:
+    _finish_all(_live_runs())
 
 
 _previous_excepthook = sys.excepthook
@@ -689,35 +761,122 @@ def _excepthook(exc_type, exc, tb) -> None:
     _previous_excepthook(exc_type, exc, tb)
 
 
+def _child_exit_finalizer() -> None:
+    """multiprocessing children leave with ``os._exit`` after their finalizers, not atexit."""
+    _finish_all([r for r in _live_runs() if r._pid == os.getpid()])
+
+
+_child_finalizer_pid = 0
+
+
 def _register_child_exit(run: Run) -> None:
-    """multiprocessing children leave with ``os._exit`` after their finalizers, not atexit:
-    end the child's session there too."""
+    """End a multiprocessing child's sessions from its exit finalizers (once per process)."""
+    global _child_finalizer_pid
+    if _child_finalizer_pid == os.getpid():
+        return
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:
         try:
-            mp_util.Finalize(run, run.finish, kwargs={"timeout": exit_timeout()}, exitpriority=100)
+            mp_util.Finalize(None, _child_exit_finalizer, exitpriority=100)
+            _child_finalizer_pid = os.getpid()
         except Exception:
             pass
 
 
+# SIGTERM (a scheduler's preemption, Pool.terminate, torchrun stopping its workers) would end
+# the process without atexit, losing what is still buffered. While the default action is in
+# place, logd turns it into SystemExit(128 + SIGTERM) in the main thread: finally blocks and
+# atexit run, every run ends as "killed". A handler of the user's own is never replaced; with
+# no run to save, the signal takes its default action as before.
+
+_sigterm_installed = False
+
+
+def _on_sigterm(signum, frame) -> None:
+    import signal as _signal
+    _signal.signal(signum, _signal.SIG_DFL)  # a second SIGTERM kills at once
+    if not any(r._pid == os.getpid() and not r._child_pending for r in _live_runs()):
+        os.kill(os.getpid(), signum)  # nothing to save: the default action, as if we were absent
+        return
+    _signalled.append(signum)
+    raise SystemExit(128 + signum)
+
+
+def _install_sigterm() -> None:
+    global _sigterm_installed
+    if _sigterm_installed or os.environ.get("LOGD_HANDLE_SIGTERM", "1") == "0":
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    import signal as _signal
+    try:
+        if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
+            _signal.signal(_signal.SIGTERM, _on_sigterm)
+        _sigterm_installed = True
+    except (ValueError, OSError):  # not the main interpreter
+        pass
+
+
 def _before_fork() -> None:
+    _fork_gc_before()
     _runs_lock.acquire()
-    for run in list(_runs):
+    for run in list(_runs.values()):
         run._buf.lock.acquire()
 
 
 def _after_fork_parent() -> None:
-    for run in list(_runs):
+    for run in list(_runs.values()):
         run._buf.lock.release()
     _runs_lock.release()
+    _fork_gc_after_parent()
 
 
 def _after_fork_child() -> None:
-    global _runs_lock
-    runs = list(_runs)
-    for run in runs:
+    global _runs_lock, _child_finalizer_pid, _froze_for_fork
+    for run in list(_runs.values()):
         run._after_fork_in_child()  # replaces the (held) buffer lock with a fresh one
     _runs_lock = threading.Lock()
+    _child_finalizer_pid = 0
+    _froze_for_fork = False  # the child keeps the parent's objects frozen (see below)
+    del _signalled[:]
+    del _uncaught[:]
+
+
+# -- garbage collection around fork ------------------------------------------------------------
+#
+# A forked child (a DataLoader worker, a Pool worker) inherits the parent's whole heap. When the
+# child's collector runs a full collection it touches every inherited object, and copy-on-write
+# copies each page it touches: CPU and memory the training loop pays for in every worker. As
+# CPython's gc.freeze documentation suggests, logd freezes the heap just before fork: the child
+# starts with the parent's objects in the permanent generation, which its collector never
+# scans; the parent unfreezes right after the fork and collects exactly as before.
+# Trade-off: a cycle inherited from the parent that becomes garbage in the child is not freed
+# in that child. Opt out with LOGD_GC_FREEZE_ON_FORK=0 or logd.set_gc_freeze_on_fork(False).
+
+_gc_freeze_on_fork = os.environ.get("LOGD_GC_FREEZE_ON_FORK", "1") != "0"
+_froze_for_fork = False
+
+
+def set_gc_freeze_on_fork(enabled: bool) -> None:
+    """Whether logd freezes the garbage collector's heap around ``fork()`` (default on)."""
+    global _gc_freeze_on_fork
+    _gc_freeze_on_fork = bool(enabled)
+
+
+def _fork_gc_before() -> None:
+    global _froze_for_fork
+    _froze_for_fork = False
+    # Never when the program manages freezing itself (its frozen objects stay frozen).
+    if _gc_freeze_on_fork and gc.isenabled() and gc.get_freeze_count() == 0:
+        gc.freeze()
+        _froze_for_fork = True
+
+
+def _fork_gc_after_parent() -> None:
+    global _froze_for_fork
+    if _froze_for_fork:
+        _froze_for_fork = False
+        gc.unfreeze()
 
 
 atexit.register(_finish_all_at_exit)

@@ -101,6 +101,15 @@ class SummaryWriter:
         else:
             self.run.flush(10.0)
 
+    def __del__(self) -> None:
+        # Dropped without close(): end its own run in the background; exit waits for delivery.
+        try:
+            if not self._closed and self._owns_run:
+                self._closed = True
+                self.run._end_in_background("finished")
+        except Exception:
+            pass
+
     def __enter__(self) -> "SummaryWriter":
         return self
 
