@@ -10,4 +10,6 @@ VENV="${LOGD_VENV:-$PWD/.venv}"
 if [ -x "$VENV/bin/python3" ]; then export PATH="$VENV/bin:$PATH"; fi
 swift build --build-tests
 swift test --skip-build "$@"
+# The SDK's suites again under ThreadSanitizer (Run promises thread safety); own build folder.
+swift test --scratch-path .build-tsan --sanitize=thread --filter LogSDKTests
 LOGD_BIN="$PWD/.build/debug/logd" python3 -m pytest -q -p no:cacheprovider clients/python/tests

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import Synchronization
 import Wire
 
 /// A metric context: `training`, `validation`, `testing`, or a custom name.
@@ -47,17 +48,35 @@ public struct DeliveryReport: Sendable, Equatable, CustomStringConvertible {
 /// thread sends batches to logd with nonblocking sends and resends what the daemon did not
 /// acknowledge after a reconnect. When the buffer (`bufferBytes`) is full, new records are
 /// dropped and counted (drop-newest), and the count reaches the daemon (run.yaml, status).
+///
+/// Locking: the frames and counters are under `store.lock` (the one lock the hot path takes);
+/// the run's own state — its sender, RUN_START, how far `finish` got, `lastError` — is under
+/// `stateLock`, which the hot path never takes. The hot path reads only `generation`, an atomic
+/// (a plain load). Order: `ForkTracker`'s lock, then `stateLock`, then `store.lock`.
 public final class Run: @unchecked Sendable {
     public let runID: String
     public let experiment: String
     public let name: String
     let store: FrameStore
+    /// Guards every `var` below except `generation`.
+    let stateLock = SDKLock()
     private var sender: Sender
     private var start: RunStart
     private let sink: Sink
-    private var generation: Int
-    private var finished = false
+    /// `ForkTracker.generation` when this process's producer session began. Written only after
+    /// a fork, under `stateLock`, once the new session's RUN_START is stored.
+    private let generation: Atomic<Int>
+    private var finishState = FinishState.running
+    private var lastCompleted = false
+    private var error: String?
     private let bufferBytes: Int
+
+    private enum FinishState {
+        case running
+        /// A `finish` call is waiting for delivery; others wait for it (`stateLock`'s condition).
+        case finishing
+        case finished
+    }
 
     /// Starts a run: captures the process (host, pid, command line, working directory, git,
     /// ranks from the environment), logs RUN_START and `config`, and starts sending.
@@ -82,12 +101,19 @@ public final class Run: @unchecked Sendable {
             workingDirectory: ProcessCapture.workingDirectory(), gitCommit: git.commit, gitDirty: git.dirty, seed: seed,
             startTime: Clock.realtime())
         store = FrameStore(capacityBytes: bufferBytes)
-        generation = ForkTracker.generation
+        generation = Atomic(ForkTracker.generation)
         sender = Run.makeSender(store: store, sink: sink)
         store.append(.runStart(start))
         if case .map(let entries) = config, !entries.isEmpty { store.append(.params(config)) }
         ForkTracker.register(self)
         sender.start()
+    }
+
+    /// A run dropped without `finish`: stop its sender and forget it in the fork handlers.
+    deinit {
+        ForkTracker.unregister(self)
+        // In a forked child that never used the run, the sender's thread is the parent's.
+        if ForkTracker.generation == generation.load(ordering: .acquiring) { sender.stop() } else { sender.abandonAfterFork() }
     }
 
     private static func makeSender(store: FrameStore, sink: Sink) -> Sender {
@@ -124,7 +150,8 @@ public final class Run: @unchecked Sendable {
     /// Logs one metric sample. The hot path: tens of nanoseconds, never blocks.
     @inline(__always)
     public func metric(_ key: MetricHandle, _ value: Double, step: Int64? = nil) {
-        if _slowPath(ForkTracker.generation != generation) { checkFork() }
+        // An acquiring load is a plain load on x86-64; it pairs with checkFork's releasing store.
+        if _slowPath(ForkTracker.generation != generation.load(ordering: .acquiring)) { checkFork() }
         _ = store.appendMetric(keyID: key.id, step: step ?? WireProtocol.noStep, timestamp: Clock.realtime(), value: value)
     }
 
@@ -151,7 +178,17 @@ public final class Run: @unchecked Sendable {
     }
 
     /// Why the last artifact or model call returned false.
-    public private(set) var lastError: String?
+    public var lastError: String? {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        return error
+    }
+
+    private func fail(_ message: String) {
+        stateLock.lock()
+        error = message
+        stateLock.unlock()
+    }
 
     /// Records a file the run used (`.input`) or produced (`.output`). With `copy`, the open
     /// file descriptor travels to logd, which copies the file into the run's `artifacts/`
@@ -211,60 +248,100 @@ public final class Run: @unchecked Sendable {
     public func flush(timeout: Double = 10) -> Bool {
         checkFork()
         let target = store.counters.nextSeq - 1
-        sender.requestFlush()
-        return store.waitAcked(target, deadline: Clock.monotonic() + Int64(timeout * 1e9))
+        currentSender.requestFlush()
+        return store.waitAcked(target, deadline: Clock.monotonic() + deadline(after: timeout))
     }
 
     /// Ends the run: logs RUN_END, waits at most `timeout` seconds for delivery, stops the
     /// sender and reports what was delivered. Never hangs; calling it twice returns the report.
+    /// Called from several threads at once, one call ends the run (one RUN_END); the others
+    /// wait for it (at most their own `timeout`) and return the same report.
     @discardableResult
     public func finish(status: RunStatus = .finished, timeout: Double = 10) -> DeliveryReport {
         checkFork()
-        if !finished {
-            finished = true
-            // The drop total must reach the daemon before RUN_END ends the run there.
-            let dropped = store.counters.dropped
-            if dropped > 0 { sender.waitDropsSent(dropped, deadline: Clock.monotonic() + Int64(timeout * 0.25e9)) }
-            store.append(.runEnd(RunEnd(status: status, timestamp: Clock.realtime())))
-            let done = flush(timeout: timeout)
-            sender.stop()
-            ForkTracker.unregister(self)
-            lastCompleted = done
+        stateLock.lock()
+        switch finishState {
+        case .finished:
+            stateLock.unlock()
+            return report
+        case .finishing:
+            let end = Clock.monotonic() + deadline(after: timeout)
+            while case .finishing = finishState, Clock.monotonic() < end { stateLock.wait(until: end) }
+            stateLock.unlock()
+            return report
+        case .running:
+            finishState = .finishing
         }
+        let sender = self.sender
+        stateLock.unlock()
+        // The drop total must reach the daemon before RUN_END ends the run there.
+        let dropped = store.counters.dropped
+        if dropped > 0 { sender.waitDropsSent(dropped, deadline: Clock.monotonic() + deadline(after: timeout * 0.25)) }
+        store.append(.runEnd(RunEnd(status: status, timestamp: Clock.realtime())))
+        let done = flush(timeout: timeout)
+        sender.stop()
+        ForkTracker.unregister(self)
+        stateLock.lock()
+        lastCompleted = done
+        finishState = .finished
+        stateLock.broadcast()
+        stateLock.unlock()
         return report
     }
-
-    private var lastCompleted = false
 
     /// Delivery counters so far.
     public var report: DeliveryReport {
         let c = store.counters
+        stateLock.lock()
+        defer { stateLock.unlock() }
         return DeliveryReport(logged: c.logged + c.dropped, acknowledged: c.acked, dropped: c.dropped, completed: lastCompleted)
     }
 
     /// Whether the sender is connected to logd right now.
-    public var isConnected: Bool { sender.connected }
+    public var isConnected: Bool { currentSender.connected }
+
+    /// The sender of this process's producer session (replaced after a fork).
+    private var currentSender: Sender {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        return sender
+    }
+
+    /// `seconds` as nanoseconds, clamped so that no timeout (huge, infinite, NaN, negative)
+    /// can trap the conversion.
+    private func deadline(after seconds: Double) -> Int64 {
+        guard seconds > 0 else { return 0 }
+        return seconds < 1e9 ? Int64(seconds * 1e9) : 1_000_000_000 * 1_000_000_000
+    }
 
     // MARK: fork
 
     /// In a forked child: the parent's frames and socket are not ours. Start a new producer
     /// session of the same run (a new RUN_START, same run id) on first use.
+    /// Other threads of the child that log meanwhile wait on `stateLock` here until RUN_START
+    /// is stored, so it stays frame 1 of the new session.
     func checkFork() {
-        guard ForkTracker.generation != generation else { return }
-        store.lock.lock()
-        guard ForkTracker.generation != generation else {
-            store.lock.unlock()
+        let now = ForkTracker.generation
+        guard now != generation.load(ordering: .acquiring) else { return }
+        stateLock.lock()
+        guard now != generation.load(ordering: .acquiring) else {
+            stateLock.unlock()
             return
         }
-        generation = ForkTracker.generation
+        store.lock.lock()
         store.resetAfterFork()
         store.lock.unlock()
         sender.abandonAfterFork()
         start.startTime = Clock.realtime()
         sender = Run.makeSender(store: store, sink: sink)
         store.append(.runStart(start))
-        ForkTracker.register(self)
+        generation.store(now, ordering: .releasing)
+        // A `finish` that was under way in the parent has no thread here: the child may finish.
+        if case .finishing = finishState { finishState = .running }
         sender.start()
+        stateLock.unlock()
+        // Outside `stateLock`: the fork handlers take ForkTracker's lock before it.
+        ForkTracker.register(self)
     }
 
     // MARK: helpers
@@ -272,12 +349,12 @@ public final class Run: @unchecked Sendable {
     private func openForArtifact(_ path: String, hash: Bool) -> (fd: Int32, size: UInt64, digest: Digest256)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            lastError = "cannot open \(path): \(String(cString: strerror(errno)))"
+            fail("cannot open \(path): \(String(cString: strerror(errno)))")
             return nil
         }
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
-            lastError = "\(path) is not a regular file"
+            fail("\(path) is not a regular file")
             close(fd)
             return nil
         }

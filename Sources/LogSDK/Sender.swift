@@ -8,7 +8,9 @@ import Wire
 /// absent), sends HELLO with the oldest frame it still holds, resends everything not yet
 /// acknowledged, sends with MSG_DONTWAIT | MSG_NOSIGNAL, and reads ACK / FLUSH_DONE.
 ///
-/// Threading: `run()` is the sender thread; `wake()`, `requestFlush()` and `stop()` are thread-safe.
+/// Threading: `loop()` is the sender thread and owns the connection state; `connected`,
+/// `wake()`, `requestFlush()`, `waitDropsSent()` and `stop()` are thread-safe (under `control`).
+/// `start()`, `stop()` and `abandonAfterFork()` are called by the owning `Run` under its state lock.
 final class Sender: @unchecked Sendable {
     enum Transport: Sendable {
         case daemon(socketPath: String)
@@ -44,7 +46,21 @@ final class Sender: @unchecked Sendable {
     private var reportedDrops: UInt64 = 0
     /// Number of the first frame sent on this connection, and how many were sent.
     private var sentThrough: UInt64 = 0
-    private(set) var connected = false
+    /// Whether a connection is up (under `control`: other threads read it through `connected`).
+    private var isUp = false
+
+    /// Whether the sender is connected to logd right now. Thread-safe.
+    var connected: Bool {
+        control.lock()
+        defer { control.unlock() }
+        return isUp
+    }
+
+    private func setConnected(_ up: Bool) {
+        control.lock()
+        isUp = up
+        control.unlock()
+    }
 
     init(store: FrameStore, transport: Transport, session: SessionID) {
         self.store = store
@@ -264,14 +280,14 @@ final class Sender: @unchecked Sendable {
             guard sendRaw(c.base, len, passing: c.fd) else { return false }
             cursor = (c.serial, len)
         }
-        connected = true
+        setConnected(true)
         return true
     }
 
     private func disconnect() {
         if fd >= 0 { close(fd) }
         fd = -1
-        connected = false
+        setConnected(false)
     }
 
     /// If the last send stopped inside a frame, sends the rest of that frame first.
