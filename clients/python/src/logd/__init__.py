@@ -29,6 +29,7 @@ from .api import (
     save_model_version,
     start_run,
 )
+from .api import *  # noqa: F401,F403  yProv4ML's whole module-level API (api.__all__)
 from .logging_handler import LoggingHandler, set_logger
 from .run import TESTING, TRAINING, VALIDATION, Context, DeliveryReport, Run
 from .tensorboard import SummaryWriter
@@ -57,3 +58,4 @@ __all__ = [
     "set_logger",
     "start_run",
 ]
+__all__ += [_n for _n in api.__all__ if _n not in __all__]  # yProv4ML's module-level API
