@@ -50,6 +50,7 @@ class Sender:
         self.session = session
         self.sink = sink
         self.connected = False
+        self.connect_failures = 0  # written by the sender thread only
         self.last_error: Optional[str] = None
         self.daemon_version = ""
         self._stopping = False
@@ -195,6 +196,7 @@ class Sender:
             if now < self._next_attempt:
                 return
             if not self._connect():
+                self.connect_failures += 1
                 self._next_attempt = now + self._backoff
                 self._backoff = min(self._backoff * 2, 1.0)
                 return

@@ -581,6 +581,14 @@ class Run:
         else:
             self.finish("failed")
 
+    def __reduce__(self):
+        """A Run passed to another process (``multiprocessing`` with spawn or forkserver, a
+        Pool task's argument) arrives there as the same run: the receiving process opens a
+        session of its own with the same run id, once, and ends it as it exits."""
+        args = (self.run_id, self.experiment, self.name, self.socket_path, self.sink,
+                self._start_fields.get("tags", []), self.seed, self._buf.capacity)
+        return (_rejoin, args)
+
     def __repr__(self) -> str:
         return "Run(run_id=%r, experiment=%r, name=%r, session=%s)" % (
             self.run_id, self.experiment, self.name, self.session)
@@ -651,6 +659,20 @@ class Run:
         b.append(wire.run_start(start_time=_time_ns(), **self._start_fields), force=True)
         self._sender.start()
         _register_child_exit(self)
+
+
+def _rejoin(run_id: str, experiment: str, name: str, socket: str, sink: str, tags: Sequence[str],
+            seed: Optional[int], buffer_bytes: int) -> Run:
+    """Unpickling a Run: this process's live run with that id, else a new session joining it."""
+    for run in _live_runs():
+        if run.run_id == run_id and run.socket_path == socket and not run._closed:
+            return run
+    if sink == "memory":
+        sink = "none"  # the records would be in another process's list
+    run = Run(experiment=experiment, name=name, tags=tags, seed=seed, run_id=run_id, socket=socket,
+              sink=sink, buffer_bytes=buffer_bytes)
+    _register_child_exit(run)
+    return run
 
 
 def _unnamed_copy(src: int, directory: str) -> int:
@@ -775,12 +797,31 @@ def _register_child_exit(run: Run) -> None:
     if _child_finalizer_pid == os.getpid():
         return
     mp_util = sys.modules.get("multiprocessing.util")
+    # Registered in any process that uses multiprocessing (a spawned child unpickles its Run
+    # before it knows it is a child); in a main process it ends the runs as atexit would.
     if mp_util is not None:
         try:
             mp_util.Finalize(None, _child_exit_finalizer, exitpriority=100)
             _child_finalizer_pid = os.getpid()
+            # A spawned or forkserver child unpickles its arguments before Process._bootstrap
+            # clears the finalizers: register again from its after-fork hooks, which run next.
+            mp_util.register_after_fork(_AFTER_FORK_TOKEN, _reregister_child_exit)
         except Exception:
             pass
+
+
+class _Token:
+    pass
+
+
+_AFTER_FORK_TOKEN = _Token()
+
+
+def _reregister_child_exit(_token: Any) -> None:
+    global _child_finalizer_pid
+    _child_finalizer_pid = 0
+    if any(r._pid == os.getpid() for r in _live_runs()):
+        _register_child_exit(None)  # type: ignore[arg-type]
 
 
 # SIGTERM (a scheduler's preemption, Pool.terminate, torchrun stopping its workers) would end
@@ -817,7 +858,38 @@ def _install_sigterm() -> None:
         pass
 
 
+FORK_START_WAIT_S = 1.0
+"""Longest a fork waits for logd to acknowledge a run's RUN_START (see ``_wait_started``)."""
+
+
+def _wait_started(runs: Sequence[Run]) -> None:
+    """A child's session must reach logd after its parent's: a child that starts and ends its
+    session before logd has seen the parent's could otherwise end the run there, and the
+    parent's RUN_START would open a second directory. So a fork made in the first moments of a
+    run waits (at most ``FORK_START_WAIT_S``) until logd has acknowledged the parent's RUN_START,
+    unless the sender has found logd absent. Later forks never wait."""
+    deadline = None
+    for run in runs:
+        if run.sink != "daemon" or run._child_pending or run._closed or run._pid != os.getpid():
+            continue
+        b, sender = run._buf, run._sender
+        with b.lock:
+            while b.acked < 1:
+                if sender.connect_failures > 0 and not sender.connected:
+                    break  # logd is absent: nothing to wait for
+                if deadline is None:
+                    deadline = time.monotonic() + FORK_START_WAIT_S
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                b.cond.wait(min(left, 0.005))
+
+
 def _before_fork() -> None:
+    try:
+        _wait_started(_live_runs())
+    except Exception:
+        pass
     _fork_gc_before()
     _runs_lock.acquire()
     for run in list(_runs.values()):
