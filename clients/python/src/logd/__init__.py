@@ -31,7 +31,7 @@ from .api import (
 )
 from .api import *  # noqa: F401,F403  yProv4ML's whole module-level API (api.__all__)
 from .logging_handler import LoggingHandler, set_logger
-from .run import TESTING, TRAINING, VALIDATION, Context, DeliveryReport, Run
+from .run import TESTING, TRAINING, VALIDATION, Context, DeliveryReport, Run, set_gc_freeze_on_fork
 from .tensorboard import SummaryWriter
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "log_param",
     "log_params",
     "save_model_version",
+    "set_gc_freeze_on_fork",
     "set_logger",
     "start_run",
 ]
