@@ -137,9 +137,12 @@ def start_run(*args: Any, **kwargs: Any) -> Run:
     global _current
     args = list(args)
     if args and isinstance(args[0], str) and (args[0].startswith("www.") or "://" in args[0]):
-        kwargs.setdefault("prov_user_namespace", args.pop(0))  # 1.x: (namespace, experiment_name, ...)
-        if args:
-            kwargs.setdefault("experiment_name", args.pop(0))
+        # 1.x: (prov_user_namespace, experiment_name, provenance_save_dir, collect_all_processes,
+        # save_after_n_logs, rank)
+        for name, value in zip(("prov_user_namespace", "experiment_name", "provenance_save_dir",
+                                "collect_all_processes", "save_after_n_logs", "rank"), args):
+            kwargs.setdefault(name, value)
+        args = []
     for name, value in zip(("experiment", "name", "config", "tags", "seed", "run_id", "socket", "sink",
                             "buffer_bytes"), args):
         kwargs.setdefault(name, value)
@@ -706,6 +709,8 @@ def log_dataset(*args: Any, **kwargs: Any) -> None:
         tail = _context_step_tail(rest, kwargs)
         if tail["flags"]:
             with_info = tail["flags"][0]
+        if isinstance(dataset, (str, bytes)):
+            dataset = None  # a name is not a data set: its length is not a sample count
         run.log_dataset(dataset if with_info else None, str(label), _ctx(tail.get("context")))
     except Exception as exc:
         run._bad_call("log_dataset", exc)
