@@ -553,7 +553,7 @@ extension DaemonTests {
         try h.start()
         let (dir, _, _) = try logFullRun(h)
         let check = #"""
-            import json, re, sys, warnings
+            import json, os, re, sys, warnings
             warnings.simplefilter("error")
             import prov
             import prov.model as pm
@@ -561,60 +561,78 @@ extension DaemonTests {
             with open(path, encoding="utf-8") as f:
                 text = f.read()
             doc = pm.ProvDocument.deserialize(content=text, format="json")
-            prov.read(path, format="json")
+            with open(path, encoding="utf-8") as f:
+                prov.read(f, format="json")
             d = json.loads(text)
             P = d["prefix"]
             assert P["xsd"] == "http://www.w3.org/2001/XMLSchema#" and P["prov"] == "http://www.w3.org/ns/prov#", P
+            assert {"provml", "yprov", "dcterms", "logd", "default"} <= set(P) and P["dcterms"] == "http://purl.org/dc/terms/", P
             assert all(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", iri) for iri in P.values()), P
-            def typ(r): return r.get("prov:type", {}).get("$")
+            here = os.path.realpath(os.path.dirname(path))
+            def typ(r):
+                t = r.get("prov:type")
+                return t.get("$") if isinstance(t, dict) else t
             def rel(kind, a, b): return {(r[a], r[b]) for r in d.get(kind, {}).values()}
             acts, ents, agents = d["activity"], d["entity"], d["agent"]
-            root = acts["run:run"]
-            assert typ(root) == "logd:Run" and root["prov:label"] == "full", root
+            rootid = list(acts)[0]
+            root = acts[rootid]
+            assert typ(root) == "provml:LearningExecution" and root["prov:label"] == "full" and rootid == root["logd:directory"], root
             assert root["prov:startTime"].endswith("Z") and root["prov:endTime"].endswith("Z"), root
+            assert root["prov:startedAtTime"] == root["prov:startTime"] and root["prov:endedAtTime"] == root["prov:endTime"], root
             assert root["logd:host"] == "testhost" and root["logd:rank"] == {"$": "0", "type": "xsd:long"}, root
             assert root["logd:status"] == "finished" and root["logd:runId"] == "full-run" and root["logd:user"], root
-            ctx = {a["logd:context"]: i for i, a in acts.items() if typ(a) == "logd:Context"}
-            assert set(ctx) == {"training", "validation", "testing"}, ctx
-            assert all((ctx[c], "run:run") in rel("wasInformedBy", "prov:informed", "prov:informant") for c in ctx)
+            assert root["yprov:experiment_dir"] == here and root["yprov:artifact_uri"] == here + "/artifacts", root
+            assert root["yprov:experiment_name"] == "prov" and root["yprov:runtime_type"] == "single_core", root
+            ctx = {a["yprov:context"]: i for i, a in acts.items() if typ(a) == "provml:Context"}
+            assert ctx == {"training": "training", "validation": "validation", "testing": "testing"}, ctx
+            assert all((ctx[c], rootid) in rel("wasInformedBy", "prov:informed", "prov:informant") for c in ctx)
             user = [i for i, a in agents.items() if typ(a) == "prov:Person"]
-            assert len(user) == 1 and ("run:run", user[0]) in rel("wasAssociatedWith", "prov:activity", "prov:agent"), agents
+            assert len(user) == 1 and (rootid, user[0]) in rel("wasAssociatedWith", "prov:activity", "prov:agent"), agents
             used = rel("used", "prov:activity", "prov:entity")
             gen = rel("wasGeneratedBy", "prov:entity", "prov:activity")
-            params = {e["prov:label"]: (i, e) for i, e in ents.items() if typ(e) == "logd:Parameter"}
+            params = {e["prov:label"]: (i, e) for i, e in ents.items() if typ(e) == "provml:HyperParameter"}
             assert set(params) == {"optimizer.name", "optimizer.lr", "optimizer.momentum", "batch_size", "amp", "note"}, params
+            assert all(i == k + "//" + rootid and e["yprov:fullLabel"] == i for k, (i, e) in params.items()), params
             assert params["optimizer.lr"][1]["prov:value"] == {"$": "0.001", "type": "xsd:double"}, params
             assert params["batch_size"][1]["prov:value"] == {"$": "64", "type": "xsd:long"}, params
             assert params["amp"][1]["prov:value"] == {"$": "true", "type": "xsd:boolean"}, params
             assert params["note"][1]["prov:value"] == "yes", params
-            assert all(("run:run", i) in used for i, _ in params.values())
-            metrics = {(e["logd:context"], e["prov:label"]): (i, e) for i, e in ents.items() if typ(e) == "logd:Metric"}
+            assert all((rootid, i) in used for i, _ in params.values())
+            metrics = {(e["yprov:context"], e["prov:label"]): (i, e) for i, e in ents.items() if typ(e) == "provml:Metric"}
             assert set(metrics) == {("training", "loss"), ("validation", "acc")}, metrics
             for (c, k), (i, e) in metrics.items():
-                assert e["prov:location"] == "metrics.csv" and (i, ctx[c]) in gen, e
-            assert metrics[("training", "loss")][1]["logd:source"] == "trainer"
-            arts = {e["prov:label"]: (i, e) for i, e in ents.items() if typ(e) == "logd:Artifact"}
+                assert i == k + "//" + c and e["dcterms:identifier"] == here + "/metrics.csv" and (i, ctx[c]) in gen, e
+                assert e["prov:location"] == "metrics.csv" and int(e["yprov:file_size"]["$"]) > 0, e
+            assert metrics[("training", "loss")][1]["yprov:source"] == "trainer"
+            assert metrics[("validation", "acc")][1]["yprov:source"] == "None"
+            arts = {e["prov:label"]: (i, e) for i, e in ents.items() if typ(e) == "provml:Artifact"}
             tid, t = arts["train.csv"]
-            assert t["logd:role"] == "input" and t["prov:location"] == "artifacts/train.csv" and (ctx["training"], tid) in used, t
+            assert t["prov:role"] == "input" and t["prov:location"] == "artifacts/train.csv" and (ctx["training"], tid) in used, t
+            assert t["dcterms:identifier"] == here + "/artifacts/train.csv" and t["yprov:file_size"]["$"] == "27", t
             assert t["logd:sha256"] and t["logd:size"]["type"] == "xsd:long", t
-            originals = {i: e for i, e in ents.items() if typ(e) == "logd:OriginalFile"}
+            originals = {i: e for i, e in ents.items() if typ(e) == "provml:OriginalFile"}
             derived = rel("wasDerivedFrom", "prov:generatedEntity", "prov:usedEntity")
-            assert any((tid, o) in derived and originals[o]["prov:location"] == sys.argv[2] for o in originals), (derived, originals)
+            assert any((tid, o) in derived and originals[o]["dcterms:identifier"] == sys.argv[2] for o in originals), (derived, originals)
             rid, r = arts["report.html"]
             assert r["logd:mode"] == "reference" and r["prov:location"] == "/shared/reports/report.html", r
+            assert r["dcterms:identifier"] == "/shared/reports/report.html" and r["prov:role"] == "output", r
             assert (rid, ctx["testing"]) in gen and not any(g == rid for g, _ in derived), r
-            versions = {int(e["logd:version"]["$"]): (i, e) for i, e in ents.items() if typ(e) == "logd:ModelVersion"}
+            versions = {int(e["logd:version"]["$"]): (i, e) for i, e in ents.items() if typ(e) == "provml:Model" and "logd:version" in e}
             assert sorted(versions) == [1, 2, 3], versions
-            model = [i for i, e in ents.items() if typ(e) == "logd:Model"]
+            model = [i for i, e in ents.items() if typ(e) == "provml:Model" and "logd:versions" in e]
             assert len(model) == 1 and ents[model[0]]["logd:parameterCount"] == {"$": "11689512", "type": "xsd:long"}
+            assert ents[model[0]]["yprov:resnet-18_total_params"] == {"$": "11689512", "type": "xsd:long"}, ents[model[0]]
             spec = rel("specializationOf", "prov:specificEntity", "prov:generalEntity")
             for v, (i, e) in versions.items():
                 assert e["prov:location"] == "models/resnet-18/v%d/model.pt" % v and (i, ctx["training"]) in gen, e
+                assert e["dcterms:identifier"] == here + "/models/resnet-18/v%d/model.pt" % v, e
                 assert (i, model[0]) in spec and any(g == i for g, _ in derived), e
-            ds = {e["prov:label"]: (i, e) for i, e in ents.items() if typ(e) == "logd:Dataset"}
+            ds = {e["prov:label"]: (i, e) for i, e in ents.items() if typ(e) == "provml:Dataset"}
             assert set(ds) == {"mnist-train", "mnist-val"}, ds
             i, e = ds["mnist-train"]
+            assert i == "mnist-train//training", i
             assert e["logd:samples"]["$"] == "60000" and e["logd:batchSize"]["$"] == "64" and e["logd:workers"]["$"] == "4", e
+            assert e["yprov:mnist-train_stat_total_samples"]["$"] == "60000" and e["yprov:mnist-train_stat_batch_size"]["$"] == "64", e
             assert e["logd:shuffle"] == {"$": "true", "type": "xsd:boolean"} and e["logd:batches"]["$"] == "938", e
             assert (ctx["training"], i) in used and (ctx["validation"], ds["mnist-val"][0]) in used
             recs = list(doc.get_records())

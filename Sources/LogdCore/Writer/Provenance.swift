@@ -1,28 +1,52 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Wire
 
-/// prov.json: a run as a W3C PROV-JSON document, in the shape yProv4ML users know — a root
-/// activity for the run, an activity per context informed by it, hyperparameters as entities
-/// the run used, metric entities pointing at metrics.csv, artifacts and model versions as
-/// entities (inputs used, outputs generated, copies derived from their originals), datasets
-/// used by their context, and the user as the agent. docs/RUN_OUTPUTS.md lists every record.
+/// prov.json: a run as a W3C PROV-JSON document in yProv4ML's shape, so yProv4ML's own readers
+/// (`yprov4ml.utils.getters`: `list_metrics`, `list_metric_paths`, `get_parameter`,
+/// `list_entities`, …) read it: its `provml`, `yprov` and `dcterms` prefixes, its record types as
+/// plain strings (`"prov:type": "provml:Metric"`), ids `<label>//<context>` in the document's
+/// default namespace, a root activity for the run, an activity per context informed by it, an
+/// activity per rank (DDP ranks of one run in one document), hyperparameters used by the run,
+/// metric entities that point at the metric file through `dcterms:identifier` (never the
+/// samples: a run of 10 million samples has the same prov.json as one of ten), artifacts and
+/// model versions derived from their originals, data sets used by their context, the user as
+/// agent. logd's own attributes (`logd:…`) sit beside yProv4ML's. docs/RUN_OUTPUTS.md lists
+/// every record. Writer-confined.
 ///
-/// Identifiers are qualified names `run:<kind>/<name>` in a namespace of the run's own
-/// (`urn:logd:run:<run id>/`); local parts use `[A-Za-z0-9._/-]` only (other characters
-/// become `_`, repeats get `_2`, `_3`, …), so the document reads back without warnings. The
-/// exact client strings are in `prov:label`. Typed values are `{"$": text, "type": "xsd:…"}`,
-/// with non-finite doubles as `NaN`, `INF`, `-INF`. Writer-confined.
+/// Ids use `[A-Za-z0-9._/-]` and the `//` separator only (other characters become `_`, repeats
+/// get `_2`, `_3`, …), so the document reads back without warnings; the exact client strings
+/// are in `prov:label`. Typed values are `{"$": text, "type": "xsd:…"}`, with non-finite
+/// doubles as `NaN`, `INF`, `-INF`.
 enum Provenance {
     static let xsd = "http://www.w3.org/2001/XMLSchema#"
     static let prov = "http://www.w3.org/ns/prov#"
-    /// logd's vocabulary: record types (`logd:Run`, …) and attribute names.
+    /// yProv4ML's record types (`provml:Metric`, …). yProv4ML declares it as the relative
+    /// reference `prov-ml`; an absolute IRI keeps the document valid RDF. Readers compare the
+    /// prefixed strings, which are the same.
+    static let provml = "https://github.com/HPCI-Lab/yProv4ML/prov-ml#"
+    /// yProv4ML's attribute names (`yprov:context`, `yprov:source`, …), its own IRI.
+    static let yprov = "https://github.com/HPCI-Lab/yProv4ML"
+    static let dcterms = "http://purl.org/dc/terms/"
+    /// logd's attribute names.
     static let logd = "urn:logd:ns#"
     /// Most hyperparameter entities one document holds (the rest are counted, not listed).
     static let maxParamEntities = 4096
 
     static func document(for run: RunFiles, user: String) -> [UInt8] {
-        var b = Builder(run: run, user: user)
+        var b = Builder(run: run, user: user, absoluteDirectory: absoluteDirectory(of: run))
         b.build()
         return Array(b.document().jsonText(pretty: true).utf8)
+    }
+
+    /// The run directory's absolute path, read from the open directory descriptor (so it is
+    /// right whatever the data root was called), else the path relative to the data root.
+    static func absoluteDirectory(of run: RunFiles) -> String {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let n = readlink("/proc/self/fd/\(run.dirfd)", &buffer, 4096)
+        guard n > 0, buffer[0] == 0x2F else { return run.directory }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     // MARK: typed values
@@ -68,37 +92,78 @@ enum Provenance {
         return out.isEmpty ? "run" : out
     }
 
+    /// A part of an id: `[A-Za-z0-9._/-]`, no empty `/` segment, nothing PROV-N escapes at
+    /// either end, at most 120 bytes.
+    static func idPart(_ name: String) -> String {
+        var bytes: [UInt8] = []
+        for b in name.utf8 {
+            let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F
+                || b == 0x2D || b == 0x2F
+            let c = ok ? b : 0x5F
+            if c == 0x2F, bytes.isEmpty || bytes.last == 0x2F { bytes.append(0x5F) }
+            bytes.append(c)
+            if bytes.count >= 120 { break }
+        }
+        if bytes.isEmpty || bytes[0] == 0x2D || bytes[0] == 0x2E { bytes.insert(0x5F, at: 0) }
+        if bytes.last == 0x2F || bytes.last == 0x2E { bytes.append(0x5F) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// An attribute name's local part: `[A-Za-z0-9._-]`, starting with a letter or `_`.
+    static func attributePart(_ name: String) -> String {
+        var bytes: [UInt8] = []
+        for b in name.utf8 {
+            let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2D
+                || b == 0x2E
+            bytes.append(ok ? b : 0x5F)
+            if bytes.count >= 120 { break }
+        }
+        if bytes.isEmpty || !((bytes[0] >= 0x41 && bytes[0] <= 0x5A) || (bytes[0] >= 0x61 && bytes[0] <= 0x7A) || bytes[0] == 0x5F) {
+            bytes.insert(0x5F, at: 0)
+        }
+        if bytes.last == 0x2E { bytes.append(0x5F) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    typealias Attributes = [(key: String, value: Value)]
+
     struct Builder {
         let run: RunFiles
         let user: String
+        /// The run directory's absolute path: what `dcterms:identifier` paths start with.
+        let absoluteDirectory: String
         /// Record groups in document order: kind → [(id, attributes)].
         var groups: [(kind: String, records: [(key: String, value: Value)])] = []
         var usedIDs: Set<String> = []
         var relationCount = 0
         var contextIDs: [String: String] = [:]
-        let rootID = "run:run"
+        var rootID = ""
         var userID = ""
+        var userIDs: [UInt32: String] = [:]
 
-        init(run: RunFiles, user: String) {
+        init(run: RunFiles, user: String, absoluteDirectory: String) {
             self.run = run
             self.user = user
+            self.absoluteDirectory = absoluteDirectory
         }
 
+        var startText: String? { run.identity.startTime > 0 ? ISOTimeFormatter.string(run.identity.startTime) : nil }
+        var endText: String? { run.endTime.map(ISOTimeFormatter.string) }
+
+        func path(_ relative: String) -> String { absoluteDirectory + "/" + relative }
+
         func document() -> Value {
-            var fields: [(key: String, value: Value)] = [
-                (
-                    key: "prefix",
-                    value: [
-                        "xsd": .string(Provenance.xsd), "prov": .string(Provenance.prov), "logd": .string(Provenance.logd),
-                        "run": .string("urn:logd:run:" + Provenance.iriSegment(run.runID) + "/"),
-                    ]
-                )
+            let prefixes: Value = [
+                "xsd": .string(Provenance.xsd), "prov": .string(Provenance.prov), "provml": .string(Provenance.provml),
+                "yprov": .string(Provenance.yprov), "dcterms": .string(Provenance.dcterms), "logd": .string(Provenance.logd),
+                "default": .string("urn:logd:run:" + Provenance.iriSegment(run.runID) + "/"),
             ]
+            var fields: Attributes = [(key: "prefix", value: prefixes)]
             for g in groups where !g.records.isEmpty { fields.append((key: g.kind, value: .map(g.records))) }
             return .map(fields)
         }
 
-        mutating func add(_ kind: String, _ id: String, _ attributes: [(key: String, value: Value)]) {
+        mutating func add(_ kind: String, _ id: String, _ attributes: Attributes) {
             if let i = groups.firstIndex(where: { $0.kind == kind }) {
                 groups[i].records.append((key: id, value: .map(attributes)))
             } else {
@@ -107,31 +172,19 @@ enum Provenance {
         }
 
         /// A relation, identified by a blank node.
-        mutating func relate(_ kind: String, _ attributes: [(key: String, value: Value)]) {
+        mutating func relate(_ kind: String, _ attributes: Attributes) {
             relationCount += 1
             add(kind, "_:r\(relationCount)", attributes)
         }
 
-        /// A fresh identifier `run:<kind>/<name>` for a client-named thing.
-        mutating func newID(_ kind: String, _ name: String) -> String {
-            var bytes: [UInt8] = []
-            for b in name.utf8 {
-                let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F
-                    || b == 0x2D || b == 0x2F
-                let c = ok ? b : 0x5F
-                if c == 0x2F, bytes.isEmpty || bytes.last == 0x2F { bytes.append(0x5F) }  // no empty segments
-                bytes.append(c)
-                if bytes.count >= 120 { break }
-            }
-            // Nothing PROV-N would have to escape at either end.
-            if bytes.isEmpty || bytes[0] == 0x2D || bytes[0] == 0x2E { bytes.insert(0x5F, at: 0) }
-            if bytes.last == 0x2F || bytes.last == 0x2E { bytes.append(0x5F) }
-            let local = String(decoding: bytes, as: UTF8.self)
-            var id = "run:\(kind)/\(local)"
+        /// A fresh id from parts joined by yProv4ML's `//` (`loss//training`).
+        mutating func newID(_ parts: String...) -> String {
+            let base = parts.map(Provenance.idPart).joined(separator: "//")
+            var id = base
             var n = 1
             while usedIDs.contains(id) {
                 n += 1
-                id = "run:\(kind)/\(local)_\(n)"
+                id = base + "_\(n)"
             }
             usedIDs.insert(id)
             return id
@@ -141,39 +194,77 @@ enum Provenance {
         mutating func activity(_ context: String) -> String {
             if context.isEmpty { return rootID }
             if let id = contextIDs[context] { return id }
-            let id = newID("context", context)
+            let id = newID(context)
             contextIDs[context] = id
-            var attrs: [(key: String, value: Value)] = [
-                (key: "prov:type", value: Provenance.qname("logd:Context")),
+            var attrs: Attributes = [
+                (key: "prov:type", value: "provml:Context"),
                 (key: "prov:label", value: .string(context)),
-                (key: "logd:context", value: .string(context)),
+                (key: "yprov:context", value: .string(context)),
             ]
-            if run.identity.startTime > 0 {
-                attrs.append((key: "prov:startTime", value: .string(ISOTimeFormatter.string(run.identity.startTime))))
-            }
-            if let end = run.endTime { attrs.append((key: "prov:endTime", value: .string(ISOTimeFormatter.string(end)))) }
+            times(&attrs)
+            attrs.append((key: "logd:context", value: .string(context)))
             add("activity", id, attrs)
             relate("wasInformedBy", [(key: "prov:informed", value: .string(id)), (key: "prov:informant", value: .string(rootID))])
             return id
         }
 
+        /// An activity's start and end, as PROV's formal attributes and as yProv4ML's.
+        func times(_ attrs: inout Attributes) {
+            if let start = startText {
+                attrs.append((key: "prov:startTime", value: .string(start)))
+                attrs.append((key: "prov:startedAtTime", value: .string(start)))
+            }
+            if let end = endText {
+                attrs.append((key: "prov:endTime", value: .string(end)))
+                attrs.append((key: "prov:endedAtTime", value: .string(end)))
+            }
+        }
+
         mutating func build() {
-            usedIDs.insert(rootID)
             buildRoot()
+            buildRanks()
             buildParams()
             buildMetrics()
             buildOutputs()
             buildDatasets()
         }
 
+        mutating func agent(_ uid: UInt32?, _ name: String) -> String {
+            if let uid, let id = userIDs[uid] { return id }
+            let id = newID(name)
+            var attrs: Attributes = [
+                (key: "prov:type", value: Provenance.qname("prov:Person")),
+                (key: "prov:label", value: .string(name)),
+            ]
+            if let uid { attrs.append((key: "logd:uid", value: Provenance.long(Int64(uid)))) }
+            add("agent", id, attrs)
+            if let uid { userIDs[uid] = id }
+            return id
+        }
+
         mutating func buildRoot() {
             let s = run.identity
-            var attrs: [(key: String, value: Value)] = [
-                (key: "prov:type", value: Provenance.qname("logd:Run")),
+            rootID = newID(run.directory)
+            var ranks: [Int32] = []
+            for p in run.producers where !ranks.contains(p.info.start.rank) { ranks.append(p.info.start.rank) }
+            ranks.sort()
+            let worldSize = Int64(run.producers.map(\.info.start.worldSize).max() ?? s.worldSize)
+            var attrs: Attributes = [
+                (key: "prov:type", value: "provml:LearningExecution"),
                 (key: "prov:label", value: .string(s.name)),
             ]
-            if s.startTime > 0 { attrs.append((key: "prov:startTime", value: .string(ISOTimeFormatter.string(s.startTime)))) }
-            if let end = run.endTime { attrs.append((key: "prov:endTime", value: .string(ISOTimeFormatter.string(end)))) }
+            times(&attrs)
+            let root = absoluteDirectory.hasSuffix("/" + run.directory)
+                ? String(absoluteDirectory.dropLast(run.directory.count + 1)) : absoluteDirectory
+            attrs += [
+                (key: "yprov:provenance_path", value: .string(root)),
+                (key: "yprov:experiment_dir", value: .string(absoluteDirectory)),
+                (key: "yprov:artifact_uri", value: .string(path("artifacts"))),
+                (key: "yprov:experiment_name", value: .string(s.experiment)),
+                (key: "yprov:run_id", value: .string(run.runID)),
+                (key: "yprov:runtime_type", value: .string(worldSize > 1 || ranks.count > 1 ? "distributed" : "single_core")),
+            ]
+            if ranks.count == 1 { attrs.append((key: "yprov:global_rank", value: Provenance.long(Int64(ranks[0])))) }
             attrs += [
                 (key: "logd:runId", value: .string(run.runID)),
                 (key: "logd:experiment", value: .string(s.experiment)),
@@ -183,27 +274,57 @@ enum Provenance {
             ]
             var hosts: [String] = []
             for h in [s.host] + run.producers.map(\.info.start.host) where !h.isEmpty && !hosts.contains(h) { hosts.append(h) }
-            if !hosts.isEmpty { attrs.append((key: "logd:host", value: hosts.count == 1 ? .string(hosts[0]) : .list(hosts.map(Value.string)))) }
-            var ranks: [Int32] = []
-            for p in run.producers where !ranks.contains(p.info.start.rank) { ranks.append(p.info.start.rank) }
+            if !hosts.isEmpty {
+                let v: Value = hosts.count == 1 ? .string(hosts[0]) : .list(hosts.map(Value.string))
+                attrs.append((key: "yprov:host_name", value: v))
+                attrs.append((key: "logd:host", value: v))
+            }
             if !ranks.isEmpty {
-                let values = ranks.sorted().map { Provenance.long(Int64($0)) }
+                let values = ranks.map { Provenance.long(Int64($0)) }
                 attrs.append((key: "logd:rank", value: values.count == 1 ? values[0] : .list(values)))
             }
-            attrs.append((key: "logd:worldSize", value: Provenance.long(Int64(run.producers.map(\.info.start.worldSize).max() ?? s.worldSize))))
+            attrs.append((key: "logd:worldSize", value: Provenance.long(worldSize)))
             if !s.commandLine.isEmpty { attrs.append((key: "logd:commandLine", value: .string(s.commandLine.joined(separator: " ")))) }
             if !s.gitCommit.isEmpty { attrs.append((key: "logd:gitCommit", value: .string(s.gitCommit))) }
             if let seed = s.seed { attrs.append((key: "logd:seed", value: Provenance.long(seed))) }
             add("activity", rootID, attrs)
 
-            userID = newID("user", user)
-            var agent: [(key: String, value: Value)] = [
-                (key: "prov:type", value: Provenance.qname("prov:Person")),
-                (key: "prov:label", value: .string(user)),
-            ]
-            if let uid = run.producers.first?.info.uid { agent.append((key: "logd:uid", value: Provenance.long(Int64(uid)))) }
-            add("agent", userID, agent)
+            userID = agent(run.producers.first?.info.uid, user)
             relate("wasAssociatedWith", [(key: "prov:activity", value: .string(rootID)), (key: "prov:agent", value: .string(userID))])
+        }
+
+        /// One activity per rank, informed by the run: yProv4ML's per-rank documents, unified.
+        mutating func buildRanks() {
+            var order: [Int32] = []
+            var byRank: [Int32: [RunFiles.Producer]] = [:]
+            for p in run.producers {
+                if byRank[p.info.start.rank] == nil { order.append(p.info.start.rank) }
+                byRank[p.info.start.rank, default: []].append(p)
+            }
+            guard order.count > 1 || (run.producers.map(\.info.start.worldSize).max() ?? 1) > 1 else { return }
+            for rank in order.sorted() {
+                let ps = byRank[rank] ?? []
+                guard let first = ps.first else { continue }
+                let id = newID(run.directory, "GR\(rank)")
+                var attrs: Attributes = [
+                    (key: "prov:type", value: "provml:RankExecution"),
+                    (key: "prov:label", value: .string("rank \(rank)")),
+                    (key: "yprov:global_rank", value: Provenance.long(Int64(rank))),
+                    (key: "yprov:local_rank", value: Provenance.long(Int64(first.info.start.localRank))),
+                    (key: "yprov:host_name", value: .string(first.info.start.host)),
+                ]
+                if first.info.start.startTime > 0 {
+                    attrs.append((key: "prov:startTime", value: .string(ISOTimeFormatter.string(first.info.start.startTime))))
+                }
+                let pids = ps.map { Provenance.long(Int64($0.info.pid)) }
+                attrs.append((key: "logd:pid", value: pids.count == 1 ? pids[0] : .list(pids)))
+                let statuses = ps.map(\.status)
+                attrs.append((key: "logd:status", value: statuses.count == 1 ? .string(statuses[0]) : .list(statuses.map(Value.string))))
+                add("activity", id, attrs)
+                relate("wasInformedBy", [(key: "prov:informed", value: .string(id)), (key: "prov:informant", value: .string(rootID))])
+                let who = agent(first.info.uid, run.userNames[first.info.uid] ?? user)
+                relate("wasAssociatedWith", [(key: "prov:activity", value: .string(id)), (key: "prov:agent", value: .string(who))])
+            }
         }
 
         /// Each leaf of the params tree (dotted key path; list items as `[i]`), used by the run.
@@ -221,18 +342,23 @@ enum Provenance {
                 }
             }
             if case .map(let entries) = run.params, !entries.isEmpty { walk(run.params, "") }
-            for (path, value) in leaves {
-                let id = newID("param", path)
-                var attrs: [(key: String, value: Value)] = [
-                    (key: "prov:type", value: Provenance.qname("logd:Parameter")),
-                    (key: "prov:label", value: .string(path)),
+            for (key, value) in leaves {
+                let id = newID(key, run.directory)
+                var attrs: Attributes = [
+                    (key: "prov:type", value: "provml:HyperParameter"),
+                    (key: "prov:label", value: .string(key)),
+                    (key: "yprov:fullLabel", value: .string(id)),
                 ]
                 if let literal = Provenance.literal(value) {
                     attrs.append((key: "prov:value", value: literal))
                 } else {
                     attrs.append((key: "logd:isNull", value: Provenance.bool(true)))
                 }
-                attrs.append((key: "prov:location", value: "config.yaml"))
+                attrs += [
+                    (key: "prov:role", value: "input"),
+                    (key: "dcterms:identifier", value: .string(path("config.yaml"))),
+                    (key: "prov:location", value: "config.yaml"),
+                ]
                 add("entity", id, attrs)
                 relate("used", [(key: "prov:activity", value: .string(rootID)), (key: "prov:entity", value: .string(id))])
             }
@@ -247,20 +373,34 @@ enum Provenance {
             groups[g].records[r].value = .map(attrs)
         }
 
-        /// One entity per (context, key), generated by its context, pointing at metrics.csv.
+        /// One entity per (context, key), generated by its context. `dcterms:identifier` is the
+        /// metric file (yProv4ML's reference; the samples stay there), `yprov:file_size` its size
+        /// when prov.json was written.
         mutating func buildMetrics() {
+            let live = path(run.metrics.liveName)
             for s in run.summaries {
                 let act = activity(s.context)
-                let id = newID("metric", s.context.isEmpty ? s.key : s.context + "/" + s.key)
-                var attrs: [(key: String, value: Value)] = [
-                    (key: "prov:type", value: Provenance.qname("logd:Metric")),
+                let id = newID(s.key, s.context.isEmpty ? run.directory : s.context)
+                let source: Value = s.sources.isEmpty ? "None" : .string(s.sources.joined(separator: ","))
+                var attrs: Attributes = [
+                    (key: "prov:type", value: "provml:Metric"),
                     (key: "prov:label", value: .string(s.key)),
-                    (key: "prov:location", value: "metrics.csv"),
+                    (key: "yprov:fullLabel", value: .string(id)),
+                    (key: "yprov:context", value: .string(s.context)),
+                    (key: "yprov:source", value: source),
+                    (key: "dcterms:identifier", value: .string(live)),
+                    (key: "yprov:file_size", value: Provenance.long(Int64(run.metrics.size))),
+                    (key: "prov:role", value: "output"),
+                ]
+                if let start = startText { attrs.append((key: "prov:generatedAtTime", value: .string(start))) }
+                attrs += [
+                    (key: "prov:location", value: .string(run.metrics.liveName)),
                     (key: "logd:context", value: .string(s.context)),
                 ]
                 if !s.sources.isEmpty {
                     attrs.append((key: "logd:source", value: s.sources.count == 1 ? .string(s.sources[0]) : .list(s.sources.map(Value.string))))
                 }
+                attrs.append((key: "logd:segments", value: Provenance.long(Int64(run.metrics.rotated + 1))))
                 attrs.append((key: "logd:summary", value: "summary.yaml"))
                 add("entity", id, attrs)
                 relate("wasGeneratedBy", [(key: "prov:entity", value: .string(id)), (key: "prov:activity", value: .string(act))])
@@ -271,11 +411,20 @@ enum Provenance {
         mutating func buildOutputs() {
             var modelIDs: [Int: String] = [:]
             for (mi, m) in run.models.enumerated() {
-                let id = newID("model", m.dir)
+                let id = newID(m.name, "models")
                 modelIDs[mi] = id
-                var attrs: [(key: String, value: Value)] = [
-                    (key: "prov:type", value: Provenance.qname("logd:Model")),
+                let stem = "yprov:" + Provenance.attributePart(m.name)
+                var attrs: Attributes = [
+                    (key: "prov:type", value: "provml:Model"),
                     (key: "prov:label", value: .string(m.name)),
+                    (key: "yprov:fullLabel", value: .string(id)),
+                    (key: "dcterms:identifier", value: .string(path("models/\(m.dir)/model.yaml"))),
+                ]
+                if let info = m.info {
+                    attrs.append((key: stem + "_total_params", value: Provenance.long(info.parameterCount)))
+                    attrs.append((key: stem + "_memory_of_model", value: Provenance.double(Double(info.memoryBytes) / 1e6)))
+                }
+                attrs += [
                     (key: "prov:location", value: .string("models/\(m.dir)/model.yaml")),
                     (key: "logd:versions", value: Provenance.long(Int64(m.versions))),
                 ]
@@ -292,26 +441,42 @@ enum Provenance {
             for e in run.outputs {
                 let f = e.fields
                 let act = activity(f.context)
+                let ctxPart = f.context.isEmpty ? run.directory : f.context
                 let id: String
-                var attrs: [(key: String, value: Value)] = []
+                var attrs: Attributes = []
+                let location = e.storedPath ?? f.originalPath
                 if e.isModelVersion {
-                    id = newID("model", (run.models.indices.contains(e.model) ? run.models[e.model].dir : "model") + "/v\(e.version)")
+                    let modelName = run.models.indices.contains(e.model) ? run.models[e.model].name : "model"
+                    id = newID("\(modelName)_v\(e.version)", ctxPart)
                     attrs += [
-                        (key: "prov:type", value: Provenance.qname("logd:ModelVersion")),
+                        (key: "prov:type", value: "provml:Model"),
+                        (key: "prov:label", value: .string("\(modelName)_v\(e.version)")),
+                    ]
+                } else {
+                    let name = e.storedPath.map { String($0.dropFirst("artifacts/".count)) } ?? f.fileName
+                    id = newID(name, ctxPart)
+                    attrs += [
+                        (key: "prov:type", value: "provml:Artifact"),
                         (key: "prov:label", value: .string(f.fileName)),
+                    ]
+                }
+                attrs += [
+                    (key: "yprov:fullLabel", value: .string(id)),
+                    (key: "dcterms:identifier", value: .string(e.storedPath.map(path) ?? f.originalPath)),
+                    (key: "prov:role", value: .string(e.role == .input ? "input" : "output")),
+                ]
+                if e.state != .pending { attrs.append((key: "yprov:file_size", value: Provenance.long(e.size))) }
+                if f.timestamp > 0 { attrs.append((key: "prov:generatedAtTime", value: .string(ISOTimeFormatter.string(f.timestamp)))) }
+                if e.isModelVersion {
+                    attrs += [
                         (key: "logd:model", value: .string(run.models.indices.contains(e.model) ? run.models[e.model].name : "")),
                         (key: "logd:version", value: Provenance.long(Int64(e.version))),
                     ]
                 } else {
-                    id = newID("artifact", e.storedPath.map { String($0.dropFirst("artifacts/".count)) } ?? f.fileName)
-                    attrs += [
-                        (key: "prov:type", value: Provenance.qname("logd:Artifact")),
-                        (key: "prov:label", value: .string(f.fileName)),
-                        (key: "logd:role", value: .string(e.role.name)),
-                    ]
+                    attrs.append((key: "logd:role", value: .string(e.role.name)))
                 }
                 attrs += [
-                    (key: "prov:location", value: .string(e.storedPath ?? f.originalPath)),
+                    (key: "prov:location", value: .string(location)),
                     (key: "logd:mode", value: .string(f.mode.name)),
                     (key: "logd:status", value: .string(e.state.rawValue)),
                     (key: "logd:context", value: .string(f.context)),
@@ -321,9 +486,9 @@ enum Provenance {
                 if !e.sha256.isZero { attrs.append((key: "logd:sha256", value: .string(e.sha256.description))) }
                 add("entity", id, attrs)
 
-                var when: [(key: String, value: Value)] = []
+                var when: Attributes = []
                 if f.timestamp > 0 { when.append((key: "prov:time", value: .string(ISOTimeFormatter.string(f.timestamp)))) }
-                if e.role == .input {
+                if e.role == .input && !e.isModelVersion {
                     relate("used", [(key: "prov:activity", value: .string(act)), (key: "prov:entity", value: .string(id))] + when)
                 } else {
                     relate("wasGeneratedBy", [(key: "prov:entity", value: .string(id)), (key: "prov:activity", value: .string(act))] + when)
@@ -334,10 +499,12 @@ enum Provenance {
                 }
                 if e.storedPath != nil {
                     // A copy: derived from the file the client named (recorded, never opened).
-                    let original = newID("original", f.fileName)
+                    let original = newID("Original_" + f.fileName, ctxPart)
                     add("entity", original, [
-                        (key: "prov:type", value: Provenance.qname("logd:OriginalFile")),
-                        (key: "prov:label", value: .string(f.fileName)),
+                        (key: "prov:type", value: "provml:OriginalFile"),
+                        (key: "prov:label", value: .string("Original_" + f.fileName)),
+                        (key: "yprov:fullLabel", value: .string(original)),
+                        (key: "dcterms:identifier", value: .string(f.originalPath)),
                         (key: "prov:location", value: .string(f.originalPath)),
                     ])
                     relate("wasDerivedFrom", [(key: "prov:generatedEntity", value: .string(id)), (key: "prov:usedEntity", value: .string(original))])
@@ -345,13 +512,22 @@ enum Provenance {
             }
         }
 
+        /// Each data set, used by its context, with yProv4ML's `yprov:<label>_stat_…` attributes.
         mutating func buildDatasets() {
             for d in run.datasets {
                 let act = activity(d.context)
-                let id = newID("dataset", d.context.isEmpty ? d.label : d.label + "/" + d.context)
+                let id = newID(d.label, d.context.isEmpty ? run.directory : d.context)
+                let stem = "yprov:" + Provenance.attributePart(d.label) + "_stat_"
                 add("entity", id, [
-                    (key: "prov:type", value: Provenance.qname("logd:Dataset")),
+                    (key: "prov:type", value: "provml:Dataset"),
                     (key: "prov:label", value: .string(d.label)),
+                    (key: "yprov:fullLabel", value: .string(id)),
+                    (key: "prov:role", value: "input"),
+                    (key: stem + "batch_size", value: Provenance.long(Int64(d.batchSize))),
+                    (key: stem + "num_workers", value: Provenance.long(Int64(d.workers))),
+                    (key: stem + "shuffle", value: Provenance.bool(d.shuffle)),
+                    (key: stem + "total_steps", value: Provenance.long(d.batches)),
+                    (key: stem + "total_samples", value: Provenance.long(d.samples)),
                     (key: "logd:context", value: .string(d.context)),
                     (key: "logd:samples", value: Provenance.long(d.samples)),
                     (key: "logd:batchSize", value: Provenance.long(Int64(d.batchSize))),
