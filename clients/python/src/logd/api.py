@@ -530,7 +530,7 @@ def _log_artifact(run: Run, args: List[Any], kwargs: Dict[str, Any]) -> bool:
                 args.pop(0)
             elif _is_context(a1):
                 pass  # 1.x: (path, context, step, timestamp)
-            elif isinstance(a1, os.PathLike) or _is_file(a1):
+            elif isinstance(a1, os.PathLike) or _is_file(a1) or (isinstance(a1, str) and os.path.isdir(a1)):
                 name, path = path, args.pop(0)  # 2.x/3.x (name, path), or (artifact_path, value=a path)
             elif isinstance(a1, str) and _is_file(path) and a1 in _context_names():
                 pass  # 1.x with the context given by its name
