@@ -188,3 +188,29 @@ class _Net:
 
     def named_children(self):
         return iter([])
+
+
+def test_lightning_logger_logs_into_the_current_run(daemon, monkeypatch):
+    """ProvMLLogger with a stand-in for Lightning's Logger base class (lightning is not installed
+    in CI): metrics by yProv4ML's context rule, at Lightning's step; hyperparameters as params."""
+    class Logger:  # what lightning.pytorch.loggers.logger.Logger provides to subclasses
+        def __init__(self):
+            self.base_initialised = True
+
+    mod = types.ModuleType("lightning.pytorch.loggers.logger")
+    mod.Logger = Logger
+    for name in ("lightning", "lightning.pytorch", "lightning.pytorch.loggers"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "lightning.pytorch.loggers.logger", mod)
+    run = prov4ml.start_run(experiment_name="lightning", socket=daemon.socket)
+    logger = prov4ml.ProvMLLogger()
+    assert isinstance(logger, Logger) and logger.base_initialised and logger.name == "lightning_logs"
+    logger.log_hyperparams({"lr": 0.0002, "batch_size": 64})
+    logger.log_metrics({"MSE_training": 0.5, "MSE_validation": 0.6, "MSE_test": 0.7}, step=3)
+    logger.finalize("success")
+    assert run.errors == 0, run.last_error
+    prov4ml.end_run()
+    d = daemon.run_dir("lightning")
+    assert {(r["key"], r["context"], r["step"]) for r in metric_rows(d)} == {
+        ("MSE_training", "Training", "3"), ("MSE_validation", "Validation", "3"), ("MSE_test", "Test", "3")}
+    assert load_yaml(os.path.join(d, "config.yaml")) == {"lr": 0.0002, "batch_size": 64}

@@ -39,6 +39,7 @@ __all__ = [
     "Contexts",
     "LoggingItemKind",
     "MetricsType",
+    "ProvMLLogger",
     "ProvenanceTrackedFunction",
     "ProvenanceTrackedModel",
     "WeightDistributionTrackedModel",
@@ -980,3 +981,84 @@ class WeightDistributionTrackedModel(_ModelProxy):
 
     def close(self) -> None:
         """yProv4ML writes its zarr store here; logd has nothing to close."""
+
+
+# -- Lightning ------------------------------------------------------------------------------------
+
+_logger_classes: Dict[Any, type] = {}
+
+
+def _lightning_logger_base() -> type:
+    for module in ("lightning.pytorch.loggers.logger", "pytorch_lightning.loggers.logger"):
+        try:
+            return __import__(module, fromlist=["Logger"]).Logger
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError("ProvMLLogger needs lightning (pip install lightning)")
+
+
+class ProvMLLogger:
+    """yProv4ML's Lightning logger: ``Trainer(logger=[prov4ml.ProvMLLogger()])``. Each metric
+    Lightning logs goes to the current run at Lightning's step, in context ``Test`` when its
+    name holds "test" or "evaluation", ``Validation`` when it holds "validation", else
+    ``Training`` (yProv4ML's rule); hyperparameters go to config.yaml. The object is an instance
+    of Lightning's ``Logger`` (lightning is imported when one is created)."""
+
+    def __new__(cls, name: Optional[str] = "lightning_logs", version: Any = None, prefix: str = "",
+                flush_logs_every_n_steps: int = 100) -> Any:
+        base = _lightning_logger_base()
+        sub = _logger_classes.get(base)
+        if sub is None:
+            methods = {k: v for k, v in _ProvMLLoggerMethods.__dict__.items() if k not in ("__dict__", "__weakref__")}
+            sub = type("ProvMLLogger", (base,), methods)
+            _logger_classes[base] = sub
+        obj = sub.__new__(sub)
+        obj.__init__(name, version, prefix, flush_logs_every_n_steps)
+        return obj
+
+
+class _ProvMLLoggerMethods:
+    def __init__(self, name: Optional[str] = "lightning_logs", version: Any = None, prefix: str = "",
+                 flush_logs_every_n_steps: int = 100) -> None:
+        type(self).__mro__[1].__init__(self)  # Lightning's Logger
+        self._name = name or ""
+        self._version = version
+        self._prefix = prefix
+        self._flush_logs_every_n_steps = flush_logs_every_n_steps
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> Any:
+        return self._version
+
+    @property
+    def save_dir(self) -> Optional[str]:
+        return get_run_dir()
+
+    @property
+    def root_dir(self) -> Optional[str]:
+        d = self.save_dir
+        return os.path.join(d, self.name) if d else None
+
+    @property
+    def log_dir(self) -> Optional[str]:
+        r = self.root_dir
+        v = self.version if isinstance(self.version, str) else "version_%s" % (self.version,)
+        return os.path.join(r, v) if r else None
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
+        for key, value in metrics.items():
+            k = str(key)
+            context = "Test" if ("evaluation" in k or "test" in k) else "Validation" if "validation" in k else "Training"
+            log_metric(self._prefix + k, value, context, step)
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        items = vars(params) if not isinstance(params, Mapping) and hasattr(params, "__dict__") else params
+        for key, value in dict(items).items():
+            log_param(str(key), value)
+
+    def finalize(self, status: str) -> None:
+        flush()
