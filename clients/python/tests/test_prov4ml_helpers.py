@@ -214,3 +214,15 @@ def test_lightning_logger_logs_into_the_current_run(daemon, monkeypatch):
     assert {(r["key"], r["context"], r["step"]) for r in metric_rows(d)} == {
         ("MSE_training", "Training", "3"), ("MSE_validation", "Validation", "3"), ("MSE_test", "Test", "3")}
     assert load_yaml(os.path.join(d, "config.yaml")) == {"lr": 0.0002, "batch_size": 64}
+
+
+def test_wrapper_modules_under_the_renamed_package():
+    from logd.wrappers.indexed_dataset import IndexedDatasetWrapper
+    from logd.wrappers.tracked_layers import WeightDistributionTrackedModel
+    from logd.wrappers.tracked_function import ProvenanceTrackedFunction
+    from logd.wrappers.tracked_model import ProvenanceTrackedModel
+    ds = IndexedDatasetWrapper(["a", "b", "c"])
+    assert len(ds) == 3 and ds[1] == (1, "b")
+    assert WeightDistributionTrackedModel is prov4ml.WeightDistributionTrackedModel
+    assert ProvenanceTrackedFunction is prov4ml.ProvenanceTrackedFunction
+    assert ProvenanceTrackedModel is prov4ml.ProvenanceTrackedModel
