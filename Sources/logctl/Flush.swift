@@ -11,8 +11,14 @@ struct Flush: ParsableCommand {
     @Option(name: .customLong("run"), help: "Only this run (by run id); default: every run.")
     var runID: String?
 
-    @Option(name: .long, help: "Seconds to wait before giving up (exit 1).")
+    @Option(name: .long, help: "Seconds to wait before giving up (exit 1); 0 … 86400.")
     var timeout: Double = 10
+
+    func validate() throws {
+        guard timeout.isFinite, (0...86_400).contains(timeout) else {
+            throw ValidationError("--timeout must be 0 … 86400 seconds (one day), got \(timeout)")
+        }
+    }
 
     func run() throws {
         let ms = Int64((timeout * 1000).rounded())

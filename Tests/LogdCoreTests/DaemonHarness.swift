@@ -25,6 +25,8 @@ final class DaemonHarness {
     private(set) var stderrPath: String
     private var children: [Process] = []
     var extraArguments: [String] = []
+    /// Extra environment for the daemon (fault points: LOGD_FAULT_POINT, LOGD_FAULT_ENOSPC).
+    var environment: [String: String] = [:]
 
     init() throws {
         var template = Array("/tmp/logd-test-XXXXXX".utf8CString)
@@ -44,6 +46,7 @@ final class DaemonHarness {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.tool("logd"))
         p.arguments = ["--socket", socket, "--data-root", dataRoot, "--log-level", "warning"] + extraArguments + arguments
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         p.standardOutput = FileHandle.nullDevice
@@ -56,6 +59,18 @@ final class DaemonHarness {
             usleep(20_000)
         }
         throw HarnessError("logd did not start listening on \(socket)")
+    }
+
+    /// Waits for the daemon to exit by itself (a fault point); true if it did within `timeout`.
+    func waitForExit(timeout: TimeInterval = 60) -> Bool {
+        guard let p = daemon else { return true }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning {
+            if Date() > deadline { return false }
+            usleep(10_000)
+        }
+        daemon = nil
+        return true
     }
 
     func daemonStderr() -> String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }

@@ -26,6 +26,19 @@ extension LogdConfig {
             case "snapshot_interval_ms": snapshotIntervalMs = try int()
             case "resume_grace_s": resumeGraceSeconds = try int()
             case "max_connections": maxConnections = try int()
+            case "max_partial_frame_bytes": maxPartialFrameBytes = try int()
+            case "max_keys_per_run": maxKeysPerRun = try int()
+            case "max_key_bytes_per_run": maxKeyBytesPerRun = try int()
+            case "max_params_bytes_per_run": maxParamsBytesPerRun = try int()
+            case "max_pending_barriers": maxPendingBarriers = try int()
+            case "run_directory_mode":
+                // An octal mode: 0750, 750 or 0o750 (YAML 1.1 would read 0750 as octal too).
+                var digits = e.value.hasPrefix("0o") ? String(e.value.dropFirst(2)) : e.value
+                if digits.count > 1, digits.hasPrefix("0") { digits = String(digits.dropFirst()) }
+                guard !e.quoted, let v = Int(digits, radix: 8) else {
+                    throw ConfigError(message: "\(at): run_directory_mode: expected an octal mode such as 0750, got '\(e.value)'")
+                }
+                runDirectoryMode = v
             case "log_level": logLevel = string()
             default:
                 throw ConfigError(message: "\(at): unknown key '\(e.key)'")

@@ -31,6 +31,23 @@ public struct LogdConfig: Sendable, Equatable {
     public var resumeGraceSeconds: Int
     /// Most simultaneous client connections; more are refused (counted in status).
     public var maxConnections: Int
+    /// All connections' partially received frames together, bytes: a connection whose next
+    /// frame would take the total past it is closed (ERROR `refused`). Bounds what clients that
+    /// send most of a big frame and stop can hold.
+    public var maxPartialFrameBytes: Int
+    /// Distinct metric keys per run; further METRIC_KEY definitions are refused (counted) and
+    /// metrics that use them are dropped (counted).
+    public var maxKeysPerRun: Int
+    /// Bytes of key names (context + key + source) per run; past it, keys are refused as above.
+    public var maxKeyBytesPerRun: Int
+    /// Bytes of PARAMS frames per run; later PARAMS are refused (counted).
+    public var maxParamsBytesPerRun: Int
+    /// FLUSH barriers (producer FLUSH or control flush) one connection may have pending; one more
+    /// closes that connection (ERROR `refused`).
+    public var maxPendingBarriers: Int
+    /// Mode of run directories (files get it minus the execute bits): 0750 / 0640 by default,
+    /// so other users of a shared node do not read the runs.
+    public var runDirectoryMode: Int
     /// logd's own messages on stderr at this level and above: debug, info, warning, error.
     public var logLevel: String
 
@@ -46,6 +63,12 @@ public struct LogdConfig: Sendable, Equatable {
         snapshotIntervalMs = 1000
         resumeGraceSeconds = 60
         maxConnections = 4096
+        maxPartialFrameBytes = 64 << 20
+        maxKeysPerRun = 100_000
+        maxKeyBytesPerRun = 16 << 20
+        maxParamsBytesPerRun = 16 << 20
+        maxPendingBarriers = 64
+        runDirectoryMode = 0o750
         logLevel = "info"
     }
 
@@ -89,13 +112,41 @@ public struct LogdConfig: Sendable, Equatable {
         try require(ackIntervalMs >= 1 && ackIntervalMs <= 60_000, "ack_interval_ms", "must be 1 … 60000")
         try require(snapshotIntervalMs >= 10, "snapshot_interval_ms", "must be at least 10")
         try require(resumeGraceSeconds >= 0, "resume_grace_s", "must be 0 or more")
-        try require(maxConnections >= 1, "max_connections", "must be at least 1")
+        try require(maxConnections >= 1 && maxConnections <= 1 << 20, "max_connections", "must be 1 … 1048576")
+        try require(maxPartialFrameBytes >= maxFrameBytes, "max_partial_frame_bytes", "must be at least max_frame_bytes")
+        try require(maxKeysPerRun >= 1, "max_keys_per_run", "must be at least 1")
+        try require(maxKeyBytesPerRun >= 4096, "max_key_bytes_per_run", "must be at least 4096")
+        try require(maxParamsBytesPerRun >= maxFrameBytes, "max_params_bytes_per_run", "must be at least max_frame_bytes")
+        try require(maxPendingBarriers >= 1, "max_pending_barriers", "must be at least 1")
+        try require(runDirectoryMode & ~0o777 == 0 && runDirectoryMode & 0o700 == 0o700, "run_directory_mode",
+            "must be an octal mode 0700 … 0777 that gives the owner rwx")
+        try require(ackIntervalMs <= 60_000 && snapshotIntervalMs <= 86_400_000, "snapshot_interval_ms", "must be at most 86400000")
+        try require(resumeGraceSeconds <= 30 * 86_400, "resume_grace_s", "must be at most 2592000 (30 days)")
+        try require(rotateBytes <= 1 << 40 && writerQueueBytes <= 1 << 40, "rotate_bytes", "writer_queue_bytes and rotate_bytes must be at most 2^40")
         try require(["debug", "info", "warning", "error"].contains(logLevel), "log_level", "must be debug, info, warning or error")
     }
 
     /// Every key with its current value, in the config file's own format (`logd --print-config`).
     public func rendered() -> String {
-        func q(_ s: String) -> String { "\"" + s.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"") + "\"" }
+        // YAML double-quoted scalars: backslash, quote and every control character escaped,
+        // so the output loads back as the same strings whatever a path holds.
+        func q(_ s: String) -> String {
+            var out = "\""
+            for u in s.unicodeScalars {
+                switch u {
+                case "\\": out += "\\\\"
+                case "\"": out += "\\\""
+                case "\n": out += "\\n"
+                case "\t": out += "\\t"
+                case _ where u.value < 0x20 || u.value == 0x7F || (0x80..<0xA0).contains(u.value) || u.value == 0x2028 || u.value == 0x2029 || u.value == 0xFEFF:
+                    let hex = String(u.value, radix: 16)
+                    out += u.value <= 0xFF ? "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
+                        : "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: out.unicodeScalars.append(u)
+                }
+            }
+            return out + "\""
+        }
         return """
             # logd effective configuration
             socket: \(q(socket))
@@ -109,6 +160,12 @@ public struct LogdConfig: Sendable, Equatable {
             snapshot_interval_ms: \(snapshotIntervalMs)
             resume_grace_s: \(resumeGraceSeconds)
             max_connections: \(maxConnections)
+            max_partial_frame_bytes: \(maxPartialFrameBytes)
+            max_keys_per_run: \(maxKeysPerRun)
+            max_key_bytes_per_run: \(maxKeyBytesPerRun)
+            max_params_bytes_per_run: \(maxParamsBytesPerRun)
+            max_pending_barriers: \(maxPendingBarriers)
+            run_directory_mode: 0\(String(runDirectoryMode, radix: 8))
             log_level: \(q(logLevel))
 
             """

@@ -36,6 +36,10 @@ final class Connection {
     var rank: Int32 = 0
     /// Connection key id → daemon-wide key index.
     var keys: [UInt32: Int32] = [:]
+    /// FLUSH barriers of this connection not yet answered (bounded by max_pending_barriers).
+    var pendingBarriers = 0
+    /// This connection's share of `Server.partialFrameBytes` (buffer beyond the initial size).
+    var accountedBytes = 0
     /// This connection's producer sent RUN_END for its current run.
     var sentRunEnd = false
     /// A frame number received here that still has to be reported to the writer.

@@ -6,10 +6,20 @@ import Wire
 /// The control verbs (docs/CONTROL_PROTOCOL.md). Loop-confined: status is built from the loop's
 /// own counters and the writer's thread-safe stats, with no file I/O.
 extension Server {
+    /// The longest flush a control client may ask for: its deadline in ns stays far from overflow.
+    static let maxFlushTimeoutMs: Int64 = 86_400_000
+
     func handleControl(_ request: ControlRequest, on conn: Connection) {
         guard let verb = ControlVerb(rawValue: request.verb) else {
             let body: Value = ["error": .string("unknown verb \(request.verb)")]
             return send(.controlReply(ControlReply(requestID: request.requestID, status: .unknownVerb, body: body)), to: conn)
+        }
+        func badRequest(_ why: String) {
+            send(.controlReply(ControlReply(requestID: request.requestID, status: .badRequest, body: ["error": .string(why)])), to: conn)
+        }
+        switch request.arguments {
+        case .map, .null: break
+        default: return badRequest("arguments must be a map")
         }
         switch verb {
         case .status:
@@ -17,10 +27,12 @@ extension Server {
         case .flush:
             var timeoutMs: Int64 = 10_000
             if case .int(let t)? = request.arguments["timeout_ms"] {
+                guard (0...Server.maxFlushTimeoutMs).contains(t) else {
+                    return badRequest("timeout_ms must be 0 … \(Server.maxFlushTimeoutMs) (one day)")
+                }
                 timeoutMs = t
             } else if request.arguments["timeout_ms"] != nil {
-                let body: Value = ["error": "timeout_ms must be an integer"]
-                return send(.controlReply(ControlReply(requestID: request.requestID, status: .badRequest, body: body)), to: conn)
+                return badRequest("timeout_ms must be an integer")
             }
             if let runArg = request.arguments["run_id"] {
                 guard case .string(let runID) = runArg else {
@@ -34,8 +46,8 @@ extension Server {
             }
             // Everything received before this request is already decoded and queued ahead of the
             // barrier (frames are decoded as they arrive), so the barrier covers every run.
-            let deadline = Posix.monotonicNanos() + max(0, timeoutMs) * 1_000_000
-            newBarrier(.control(connection: conn.id, requestID: request.requestID, deadline: deadline, recordsAtRequest: totalRecords))
+            let deadline = Posix.monotonicNanos() + timeoutMs * 1_000_000
+            newBarrier(.control(connection: conn.id, requestID: request.requestID, deadline: deadline, recordsAtRequest: totalRecords), on: conn)
         }
     }
 
@@ -62,7 +74,8 @@ extension Server {
                 "status": .string(r.status),
             ]
         }
-        let dropped = sessions.values.reduce(UInt64(0)) { $0 + $1.dropped }
+        // Each term is at most 2^53 (DROPS beyond it are refused); the sum saturates anyway.
+        let dropped = sessions.values.reduce(UInt64(0)) { $0.addingReportingOverflow($1.dropped).overflow ? .max : $0 + $1.dropped }
         return [
             "version": .string(Server.version),
             "pid": .int(Int64(getpid())),
@@ -78,12 +91,16 @@ extension Server {
                 "connections_refused": .int(Int64(refused)), "malformed_frames": .int(Int64(malformed)),
                 "records_dropped": .int(Int64(clamping: dropped)), "write_errors": .int(Int64(stats.writeErrors)),
                 "duplicates_skipped": .int(Int64(clamping: duplicatesSkipped)),
+                "records_refused": .int(Int64(clamping: refusedRecords)),
+                "partial_frame_bytes": .int(Int64(partialFrameBytes)),
             ],
             "writer": [
                 "queue_bytes": .int(Int64(queued)), "queue_limit_bytes": .int(Int64(config.writerQueueBytes)),
                 "backpressure": .bool(readingPaused), "backpressure_pauses": .int(Int64(backpressurePauses)),
                 "batches_written": .int(Int64(stats.batchesWritten)),
                 "fsyncs": .int(Int64(stats.fsyncs)), "records_written": .int(Int64(clamping: stats.recordsWritten)),
+                "blocked": .bool(stats.blocked), "last_write_error": stats.lastWriteError.isEmpty ? .null : .string(stats.lastWriteError),
+                "quarantined": .int(Int64(stats.quarantined)),
             ],
         ]
     }

@@ -59,10 +59,17 @@ extension Server {
             conn.state = .control
             send(.welcome(Welcome(durableThrough: 0, maxFrameBytes: UInt32(config.maxFrameBytes), daemonVersion: Server.version)), to: conn)
         case .producer:
+            guard hello.firstSeq <= Server.maxSeq else {
+                return protocolError(conn, code: .protocolViolation, message: "first_seq \(hello.firstSeq) is beyond 2^62")
+            }
+            if let runIndex = sessions[hello.session]?.run, let run = runs[runIndex], !mayUse(run, conn) {
+                return protocolError(conn, code: .refused, message: "session belongs to a run of uid \(run.owner)")
+            }
             conn.state = .producer
             conn.session = hello.session
             conn.nextSeq = hello.firstSeq
-            var state = sessions[hello.session] ?? SessionState(run: nil, received: 0, durable: 0)
+            let finished = finishedSessions[hello.session] ?? 0
+            var state = sessions[hello.session] ?? SessionState(run: nil, received: finished, durable: finished)
             if let old = state.connection, old != conn.id, let previous = connections[old] {
                 state.connection = nil
                 sessions[hello.session] = state
@@ -89,22 +96,49 @@ extension Server {
 
     private func rankOf(_ session: SessionID, in run: RunState) -> Int32 { ranks[session] ?? 0 }
 
+    /// A run belongs to the uid that created it; root may use any.
+    func mayUse(_ run: RunState, _ conn: Connection) -> Bool { conn.peerUID == run.owner || conn.peerUID == 0 }
+
+    /// A record refused by a limit or a value logd cannot honour: counted, logged once per
+    /// kind, never written; the connection goes on.
+    func refuse(_ conn: Connection, _ what: String) {
+        refusedRecords += 1
+        log.limited(.warning, key: "refused-\(what.prefix(16))", "connection \(conn.id) (pid \(conn.peerPID)): refused \(what)")
+    }
+
     /// Frames that are not numbered: METRIC_KEY, FLUSH.
     private func connectionFrame(_ record: Record, on conn: Connection) {
         switch record {
         case .metricKey(let key):
-            guard let session = conn.session, let run = sessions[session]?.run else {
+            guard let session = conn.session, let runIndex = sessions[session]?.run, let run = runs[runIndex] else {
                 return protocolError(conn, code: .protocolViolation, message: "METRIC_KEY before RUN_START")
             }
+            // Key ids on one connection: the run's limit plus room for ids of refused keys.
+            if conn.keys[key.id] == nil, conn.keys.count >= config.maxKeysPerRun + 65_536 {
+                return protocolError(conn, code: .refused, message: "more than max_keys_per_run + 65536 key ids on one connection")
+            }
+            let name = KeyName(context: key.context, key: key.key, source: key.source, rank: conn.rank)
+            if let index = run.keyIndex[name] {
+                conn.keys[key.id] = index
+                return
+            }
+            let bytes = key.key.utf8.count + key.context.utf8.count + key.source.utf8.count
+            guard run.keyIndex.count < config.maxKeysPerRun, run.keyBytes + bytes <= config.maxKeyBytesPerRun else {
+                conn.keys[key.id] = Server.refusedKey
+                return refuse(conn, "metric key '\(key.key.prefix(64))': the run reached max_keys_per_run or max_key_bytes_per_run")
+            }
             let index = allocateKeyIndex()
+            run.keyIndex[name] = index
+            run.keyBytes += bytes
             conn.keys[key.id] = index
-            enqueue(.defineKey(key: index, run: run, key, rank: conn.rank))
+            enqueue(.defineKey(key: index, run: runIndex, key, rank: conn.rank))
         case .flush(let token):
             guard let session = conn.session else { return }
             markReceived(conn)
-            newBarrier(.producer(connection: conn.id, token: token, session: session))
+            newBarrier(.producer(connection: conn.id, token: token, session: session), on: conn)
         case .drops(let total):
             guard let session = conn.session, let run = sessions[session]?.run else { return }
+            guard total <= Server.maxCounter else { return refuse(conn, "DROPS total \(total) (beyond 2^53)") }
             sessions[session]?.dropped = total
             enqueue(.drops(run: run, session: session, total: total))
         case .unknown:
@@ -119,7 +153,10 @@ extension Server {
     private func numbered(_ record: Record, fd: PassedFD?, on conn: Connection) {
         guard let session = conn.session, var state = sessions[session] else { return }
         let seq = conn.nextSeq
-        conn.nextSeq += 1
+        guard seq < Server.maxSeq else {
+            return protocolError(conn, code: .protocolViolation, message: "frame number beyond 2^62")
+        }
+        conn.nextSeq = seq + 1
         if seq <= state.received {
             // Already received before a reconnect or restart: never written twice — except a
             // copy whose descriptor a restart lost (a hole), which is taken again.
@@ -150,11 +187,16 @@ extension Server {
             guard let key = conn.keys[m.keyID] else {
                 return protocolError(conn, code: .protocolViolation, message: "metric key id \(m.keyID) was never defined")
             }
+            if key == Server.refusedKey { return refuse(conn, "a metric of a refused key") }
             enqueue(.metric(key: key, m))
         case .metricBatch(let ms):
             for m in ms {
                 guard let key = conn.keys[m.keyID] else {
                     return protocolError(conn, code: .protocolViolation, message: "metric key id \(m.keyID) was never defined")
+                }
+                if key == Server.refusedKey {
+                    refuse(conn, "a metric of a refused key")
+                    continue
                 }
                 enqueue(.metric(key: key, m))
             }
@@ -163,6 +205,10 @@ extension Server {
         case .log(let line):
             enqueue(.log(run: runIndex, rank: conn.rank, line))
         case .params(let value):
+            guard run.paramsBytes + frameBytes <= config.maxParamsBytesPerRun else {
+                return refuse(conn, "PARAMS: the run reached max_params_bytes_per_run (\(config.maxParamsBytesPerRun))")
+            }
+            run.paramsBytes += frameBytes
             enqueue(.params(run: runIndex, value))
         case .runEnd(let end):
             conn.sentRunEnd = true
@@ -180,12 +226,19 @@ extension Server {
 
     private func startRun(_ start: RunStart, conn: Connection, session: SessionID) {
         var start = start
+        guard start.startTime >= 0 else {
+            return protocolError(conn, code: .protocolViolation, message: "RUN_START with a negative start time (\(start.startTime) ns)")
+        }
         if start.startTime == 0 { start.startTime = Posix.realtimeNanos() }
         let run: RunState
         if let existing = runsByID[start.runID], existing.status == "running" || existing.sessions.contains(session) {
+            guard mayUse(existing, conn) else {
+                return protocolError(conn, code: .refused, message: "run id \(start.runID) belongs to uid \(existing.owner)")
+            }
             run = existing
         } else {
             run = RunState(index: allocateRunIndex(), runID: start.runID, experiment: start.experiment, name: start.name)
+            run.owner = conn.peerUID
             runsByID[start.runID] = run
             runs[run.index] = run
         }
@@ -258,7 +311,9 @@ extension Server {
         enqueue(.runEnded(run: run.index, status: status))
         if status != "crashed" {
             // Finished runs are not resumable: forget them and their sessions.
-            for s in run.sessions where sessions[s]?.run == run.index && sessions[s]?.connection == nil {
+            for s in run.sessions where sessions[s]?.run == run.index {
+                if let state = sessions[s] { rememberFinished(s, state.received) }
+                guard sessions[s]?.connection == nil else { continue }
                 sessions.removeValue(forKey: s)
                 ranks.removeValue(forKey: s)
             }
@@ -270,6 +325,7 @@ extension Server {
     func adoptRecovered(_ recovered: RecoveredRun) {
         let run = RunState(index: recovered.index, runID: recovered.runID, experiment: "", name: "")
         run.directory = recovered.directory
+        run.owner = recovered.owner
         run.graceDeadline = Posix.monotonicNanos() + Int64(config.resumeGraceSeconds) * 1_000_000_000
         for (session, seq) in recovered.sessions {
             run.sessions.insert(session)

@@ -43,6 +43,15 @@ public final class Server: @unchecked Sendable {
         var status = "running"
         /// Set for runs recovered at start-up: when they count as crashed if nobody returns.
         var graceDeadline: Int64?
+        /// The uid whose producer created the run (the kernel's word): only it (or root) may
+        /// join, log into or end the run.
+        var owner: UInt32 = 0
+        /// Each distinct metric key of the run, by name and rank, and its writer index: keys
+        /// defined again (a reconnect, another connection) reuse it. Bounded by max_keys_per_run.
+        var keyIndex: [KeyName: Int32] = [:]
+        var keyBytes = 0
+        /// Bytes of PARAMS received; bounded by max_params_bytes_per_run.
+        var paramsBytes = 0
 
         init(index: Int32, runID: String, experiment: String, name: String) {
             self.index = index
@@ -51,6 +60,23 @@ public final class Server: @unchecked Sendable {
             self.name = name
         }
     }
+
+    struct KeyName: Hashable {
+        var context: String
+        var key: String
+        var source: String
+        var rank: Int32
+    }
+
+    /// The largest frame number and counter value logd accepts from a client: far beyond any
+    /// real producer, and small enough that sums and Int64 conversions never overflow.
+    static let maxSeq: UInt64 = 1 << 62
+    static let maxCounter: UInt64 = 1 << 53
+    /// A connection's key id refused by a limit: metrics that use it are dropped and counted.
+    static let refusedKey: Int32 = -1
+    /// Replies queued for a client that does not read them: past this, logd stops reading
+    /// that client's requests until it reads (its memory stays bounded).
+    static let outputHighWater = 64 << 10
 
     enum BarrierWaiter {
         case producer(connection: Int, token: UInt64, session: SessionID)
@@ -86,6 +112,13 @@ public final class Server: @unchecked Sendable {
     var barriers: [UInt64: BarrierWaiter] = [:]
     /// Each producer session's rank, from its RUN_START.
     var ranks: [SessionID: Int32] = [:]
+    /// Sessions of finished runs and their last frame (bounded, most recent kept): a producer
+    /// that resends after its run ended (it missed the last acknowledgement) is welcomed with
+    /// everything durable, and its resent frames are skipped, never written twice.
+    var finishedSessions: [SessionID: UInt64] = [:]
+    private var finishedOrder: [SessionID] = []
+    private var finishedOrderStart = 0
+    static let maxFinishedSessions = 100_000
     /// recvmsg's control buffer (loop-confined, reused for every read).
     private let control = UnsafeMutableRawPointer.allocate(byteCount: DescriptorPassing.controlBytes, alignment: 16)
     /// Copy-mode artifacts handed to the writer whose copy has not finished: each holds an open
@@ -94,6 +127,10 @@ public final class Server: @unchecked Sendable {
     static let maxCopiesInFlight = 256
     private var batch: [WriterItem] = []
     private var batchBytes = 0
+    /// Bytes of the frame being handled, so items that carry it are weighed by it.
+    var frameBytes = 0
+    /// Connections' receive buffers beyond their initial size: partially received big frames.
+    var partialFrameBytes = 0
     private(set) var readingPaused = false
     let startedAt = Posix.monotonicNanos()
 
@@ -106,6 +143,8 @@ public final class Server: @unchecked Sendable {
     /// Times the loop stopped reading sockets because the writer queue passed its bound.
     var backpressurePauses = 0
     var duplicatesSkipped: UInt64 = 0
+    /// Records refused by a per-run limit (keys, params) or a bad value; counted, not written.
+    var refusedRecords: UInt64 = 0
     var rate = 0.0
     private var rateSample: (time: Int64, records: UInt64) = (0, 0)
 
@@ -139,6 +178,7 @@ public final class Server: @unchecked Sendable {
             throw error
         }
         for run in writer.recover() { adoptRecovered(run) }
+        for (session, seq) in writer.finishedSessions { rememberFinished(session, seq) }
     }
 
     /// Runs the loop until a drain completes (SIGTERM / SIGINT / `stop()`).
@@ -169,16 +209,30 @@ public final class Server: @unchecked Sendable {
         log.log(.info, "stopped")
     }
 
+    /// Indexes wrap instead of trapping after 2^31 allocations (a long-lived daemon); an index
+    /// is reused only that much later, long after its run ended.
     func allocateRunIndex() -> Int32 {
-        defer { nextRunIndex += 1 }
+        defer { nextRunIndex = nextRunIndex == .max ? 0 : nextRunIndex + 1 }
         return nextRunIndex
     }
 
-    func reserveRunIndex(after index: Int32) { nextRunIndex = max(nextRunIndex, index + 1) }
+    func reserveRunIndex(after index: Int32) { nextRunIndex = max(nextRunIndex, index == .max ? index : index + 1) }
 
     func allocateKeyIndex() -> Int32 {
-        defer { nextKeyIndex += 1 }
+        defer { nextKeyIndex = nextKeyIndex == .max ? 0 : nextKeyIndex + 1 }
         return nextKeyIndex
+    }
+
+    func rememberFinished(_ session: SessionID, _ seq: UInt64) {
+        if finishedSessions.updateValue(seq, forKey: session) == nil { finishedOrder.append(session) }
+        while finishedSessions.count > Server.maxFinishedSessions, finishedOrderStart < finishedOrder.count {
+            finishedSessions.removeValue(forKey: finishedOrder[finishedOrderStart])
+            finishedOrderStart += 1
+        }
+        if finishedOrderStart > Server.maxFinishedSessions {
+            finishedOrder.removeFirst(finishedOrderStart)
+            finishedOrderStart = 0
+        }
     }
 
     // MARK: the door from other threads
@@ -250,7 +304,7 @@ public final class Server: @unchecked Sendable {
     func setPoll(_ conn: Connection, readable: Bool) {
         guard conn.state != .closed else { return }
         var events: Int32 = 0
-        if readable { events |= Int32(UV_READABLE.rawValue) }
+        if readable && conn.out.count <= Server.outputHighWater { events |= Int32(UV_READABLE.rawValue) }
         if !conn.out.isEmpty || conn.pendingAck != nil { events |= Int32(UV_WRITABLE.rawValue) }
         guard events != conn.pollEvents else { return }
         conn.pollEvents = events
@@ -272,7 +326,9 @@ public final class Server: @unchecked Sendable {
     /// Reads until EAGAIN or `budget` bytes, decoding frames as they complete.
     func readAvailable(_ conn: Connection, budget: Int) {
         var budget = budget
-        while budget > 0, conn.state != .closed, !readingPaused || lifecycle == .draining {
+        while budget > 0, conn.state != .closed, !readingPaused || lifecycle == .draining,
+            conn.out.count <= Server.outputHighWater || lifecycle == .draining
+        {
             if conn.end == conn.capacity { conn.reserve(frameBytes: conn.capacity) }
             let got = DescriptorPassing.receive(conn.fd, into: conn.buffer + conn.end, count: conn.capacity - conn.end, control: control)
             let n = got.count
@@ -327,11 +383,22 @@ public final class Server: @unchecked Sendable {
                 // Need more: make sure the whole announced frame fits.
                 if let length = try? conn.decoder.frameLength(available) {
                     let total = WireProtocol.lengthPrefixBytes + length
-                    if total > conn.capacity - conn.start { conn.reserve(frameBytes: total) }
+                    if total > conn.capacity - conn.start {
+                        // One budget for every connection's partial big frames (max_partial_frame_bytes).
+                        let extra = max(0, total - Connection.initialBufferBytes)
+                        if partialFrameBytes - conn.accountedBytes + extra > config.maxPartialFrameBytes {
+                            return protocolError(
+                                conn, code: .refused,
+                                message: "logd is holding max_partial_frame_bytes (\(config.maxPartialFrameBytes)) of partial frames; send smaller frames or retry")
+                        }
+                        conn.reserve(frameBytes: total)
+                        account(conn)
+                    }
                 }
                 break
             }
             conn.start += consumed
+            frameBytes = consumed
             handle(record, on: conn)
             if batch.count >= 4096 {
                 markReceived(conn)
@@ -342,6 +409,7 @@ public final class Server: @unchecked Sendable {
             conn.start = 0
             conn.end = 0
             conn.shrinkIfIdle()
+            account(conn)
         }
         markReceived(conn)
     }
@@ -406,7 +474,14 @@ public final class Server: @unchecked Sendable {
     /// that follows them: a checkpoint must never cover records its frame numbers do not.
     func enqueue(_ item: WriterItem) {
         batch.append(item)
-        batchBytes += item.weight
+        batchBytes += item.weight(frameBytes: frameBytes)
+    }
+
+    /// Keeps `partialFrameBytes` equal to the connections' buffers beyond their initial size.
+    func account(_ conn: Connection) {
+        let extra = conn.state == .closed ? 0 : max(0, conn.capacity - Connection.initialBufferBytes)
+        partialFrameBytes += extra - conn.accountedBytes
+        conn.accountedBytes = extra
     }
 
     func flushBatch() {
@@ -442,6 +517,7 @@ public final class Server: @unchecked Sendable {
         let wasProducer = conn.state == .producer
         if !conn.out.isEmpty { flushOutput(conn) }
         conn.state = .closed
+        account(conn)
         uv_poll_stop(conn.poll)
         uv_close(UnsafeMutableRawPointer(conn.poll).assumingMemoryBound(to: uv_handle_t.self), c_connectionClosed)
         connections.removeValue(forKey: conn.id)
@@ -474,16 +550,26 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    func newBarrier(_ waiter: BarrierWaiter) {
+    /// Registers a barrier for `conn`; past max_pending_barriers, closes that connection instead
+    /// (a client flooding FLUSH cannot grow logd) and returns false.
+    @discardableResult
+    func newBarrier(_ waiter: BarrierWaiter, on conn: Connection) -> Bool {
+        guard conn.pendingBarriers < config.maxPendingBarriers else {
+            protocolError(conn, code: .refused, message: "more than max_pending_barriers (\(config.maxPendingBarriers)) flushes pending on one connection")
+            return false
+        }
+        conn.pendingBarriers += 1
         let id = nextBarrier
         nextBarrier += 1
         barriers[id] = waiter
         enqueue(.barrier(id))
         flushBatch()
+        return true
     }
 
     private func completeBarrier(_ id: UInt64, error: String?) {
         guard let waiter = barriers.removeValue(forKey: id) else { return }
+        barrierLeft(waiter)
         switch waiter {
         case .producer(let c, let token, let session):
             guard let conn = connections[c] else { return }
@@ -500,6 +586,13 @@ public final class Server: @unchecked Sendable {
         }
     }
 
+    private func barrierLeft(_ waiter: BarrierWaiter) {
+        switch waiter {
+        case .producer(let c, _, _), .control(let c, _, _, _):
+            if let conn = connections[c], conn.pendingBarriers > 0 { conn.pendingBarriers -= 1 }
+        }
+    }
+
     // MARK: maintenance
 
     func tick() {
@@ -513,6 +606,7 @@ public final class Server: @unchecked Sendable {
         for (id, waiter) in barriers {
             guard case .control(let c, let requestID, let deadline, _) = waiter, now >= deadline else { continue }
             barriers.removeValue(forKey: id)
+            barrierLeft(waiter)
             if let conn = connections[c] {
                 let body: Value = ["error": "flush did not complete within its timeout"]
                 send(.controlReply(ControlReply(requestID: requestID, status: .timedOut, body: body)), to: conn)

@@ -27,6 +27,8 @@ enum SocketListener {
         let gid: gid_t? = group.isEmpty ? nil : try groupID(group)
         let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !dir.isEmpty {
+            var before = stat()
+            let existed = lstat(dir, &before) == 0
             do { try Posix.makeDirectories(dir, mode: gid == nil ? 0o700 : 0o750) } catch {
                 throw StartupError(description: "cannot create socket directory: \(error)")
             }
@@ -34,7 +36,17 @@ enum SocketListener {
             guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
                 throw StartupError(description: "socket directory \(dir) is not a directory")
             }
-            if st.st_uid == getuid() {
+            if existed {
+                // A directory logd did not create is not logd's to chmod. It must not let another
+                // user replace the socket: writable by group or others only with the sticky bit
+                // (as /tmp), and owned by logd's user or root.
+                let open = st.st_mode & 0o022 != 0 && st.st_mode & S_ISVTX == 0
+                if open || (st.st_uid != getuid() && st.st_uid != 0) {
+                    throw StartupError(
+                        description: "socket directory \(dir) is writable by other users (mode \(String(st.st_mode & 0o7777, radix: 8)), owner uid \(st.st_uid)); "
+                            + "refusing to listen there: use a directory only you can write (chmod go-w), or let logd create it")
+                }
+            } else if st.st_uid == getuid() {
                 let mode: mode_t = gid == nil ? 0o700 : 0o750
                 if let gid, st.st_gid != gid, chown(dir, st.st_uid, gid) != 0 {
                     throw StartupError(description: "cannot give \(dir) to group \(group): \(SystemError("chown"))")

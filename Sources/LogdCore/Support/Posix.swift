@@ -51,14 +51,30 @@ enum Posix {
         return fd
     }
 
+    /// Opens `a/b/…` below `dirfd` one component at a time, following no symlink.
+    static func openPath(_ dirfd: Int32, _ path: String) throws(SystemError) -> Int32 {
+        var fd = dirfd
+        for part in path.split(separator: "/") {
+            let next: Int32
+            do { next = try openDirectory(fd, String(part)) } catch {
+                if fd != dirfd { close(fd) }
+                throw error
+            }
+            if fd != dirfd { close(fd) }
+            fd = next
+        }
+        return fd == dirfd ? dup(dirfd) : fd
+    }
+
     /// Creates (if missing) and opens a directory below `dirfd`; never follows a symlink.
-    static func makeDirectory(_ dirfd: Int32, _ name: String, mode: mode_t = 0o755) throws(SystemError) -> Int32 {
+    /// The default mode leaves the choice to the umask (logd sets it from run_directory_mode).
+    static func makeDirectory(_ dirfd: Int32, _ name: String, mode: mode_t = 0o777) throws(SystemError) -> Int32 {
         if mkdirat(dirfd, name, mode) != 0, errno != EEXIST { throw SystemError("mkdir", path: name) }
         return try openDirectory(dirfd, name)
     }
 
     /// `mkdir -p` for an absolute or relative path given by the operator (config), not a client.
-    static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+    static func makeDirectories(_ path: String, mode: mode_t = 0o777) throws(SystemError) {
         var current = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             current += "/" + part
@@ -67,7 +83,8 @@ enum Posix {
     }
 
     /// Reads a whole small file below `dirfd` (no symlinks followed); nil if it does not exist.
-    static func readFile(_ dirfd: Int32, _ name: String) throws(SystemError) -> [UInt8]? {
+    /// Files longer than `limit` are refused (EFBIG): what a restart reads is bounded.
+    static func readFile(_ dirfd: Int32, _ name: String, limit: Int = 1 << 30) throws(SystemError) -> [UInt8]? {
         let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
@@ -83,6 +100,7 @@ enum Posix {
                 throw SystemError("read", path: name)
             }
             if n == 0 { break }
+            if out.count + n > limit { throw SystemError("read", errno: EFBIG, path: name) }
             out.append(contentsOf: chunk[0..<n])
         }
         return out
@@ -92,7 +110,8 @@ enum Posix {
     /// A crash leaves the old file or the new one, never half of one.
     static func replaceFile(_ dirfd: Int32, _ name: String, _ bytes: [UInt8], sync: Bool = true) throws(SystemError) {
         let temp = ".\(name).tmp"
-        let fd = openat(dirfd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if let fault = FaultPoints.writeError(name) { throw fault }
+        let fd = openat(dirfd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o666)
         if fd < 0 { throw SystemError("open", path: temp) }
         do {
             try writeAll(fd, bytes)

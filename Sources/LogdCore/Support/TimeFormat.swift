@@ -9,14 +9,19 @@ struct ISOTimeFormatter {
     private var cachedPrefix: [UInt8] = []
 
     /// Appends the formatted time to `out`.
+    /// Total over every `Int64`: any time a client sends formats without trapping (times
+    /// before 1970 are floored to their second; years outside gmtime's range print as 0000).
     mutating func append(_ nanos: Int64, to out: inout [UInt8]) {
-        let second = nanos >= 0 ? nanos / 1_000_000_000 : (nanos - 999_999_999) / 1_000_000_000
+        let (q, r) = nanos.quotientAndRemainder(dividingBy: 1_000_000_000)
+        // Floor division: q - 1 cannot overflow (|q| ≤ Int64.max / 10⁹).
+        let second = r < 0 ? q - 1 : q
+        let subsecond = r < 0 ? r + 1_000_000_000 : r
         if second != cachedSecond {
             cachedSecond = second
             cachedPrefix = Array(ISOTimeFormatter.secondText(second).utf8)
         }
         out.append(contentsOf: cachedPrefix)
-        let ms = Int((nanos - second * 1_000_000_000) / 1_000_000)
+        let ms = Int(subsecond / 1_000_000)
         out.append(0x2E)
         out.append(UInt8(0x30 + ms / 100))
         out.append(UInt8(0x30 + ms / 10 % 10))
@@ -27,18 +32,19 @@ struct ISOTimeFormatter {
     static func secondText(_ second: Int64) -> String {
         var t = time_t(second)
         var tm = tm()
-        gmtime_r(&t, &tm)
+        if gmtime_r(&t, &tm) == nil { tm = Glibc.tm() }
         return format(tm, dateTime: "T", time: ":")
     }
 
     /// `YYYY-MM-DD<dateTime>HH<time>MM<time>SS` from broken-down time.
     private static func format(_ tm: tm, dateTime: String, time: String) -> String {
-        func pad(_ v: Int32, _ n: Int) -> String {
+        func pad(_ v: Int, _ n: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, n - s.count)) + s
         }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))\(dateTime)"
-            + "\(pad(tm.tm_hour, 2))\(time)\(pad(tm.tm_min, 2))\(time)\(pad(tm.tm_sec, 2))"
+        let year = tm.tm_mday == 0 ? 0 : Int(tm.tm_year) + 1900  // all zero: gmtime failed
+        return "\(pad(year, 4))-\(pad(Int(tm.tm_mon) + 1, 2))-\(pad(Int(tm.tm_mday), 2))\(dateTime)"
+            + "\(pad(Int(tm.tm_hour), 2))\(time)\(pad(Int(tm.tm_min), 2))\(time)\(pad(Int(tm.tm_sec), 2))"
     }
 
     /// The whole ISO-8601 text of one timestamp.
@@ -53,7 +59,7 @@ struct ISOTimeFormatter {
     static func directoryStamp(_ nanos: Int64) -> String {
         var t = time_t(nanos / 1_000_000_000)
         var tm = tm()
-        localtime_r(&t, &tm)
+        if localtime_r(&t, &tm) == nil { tm = Glibc.tm() }
         return format(tm, dateTime: "_", time: "-")
     }
 }

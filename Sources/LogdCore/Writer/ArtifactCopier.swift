@@ -100,7 +100,7 @@ final class ArtifactCopier: @unchecked Sendable {
             dirs.append(dir)
         }
         let temp = ".\(job.name).part"
-        let out = openat(dir, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        let out = openat(dir, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o666)
         guard out >= 0 else { return failure("\(SystemError("open", path: temp))") }
         var sha = SHA256()
         var offset: Int64 = 0

@@ -26,6 +26,9 @@ final class RotatingFile {
     var buffer: [UInt8] = []
     /// Whether bytes were written since the last fsync.
     private(set) var dirty = false
+    /// A failed write could not be cut back: the file may hold a partial line past `size`.
+    /// Nothing of it is acknowledged; a restart cuts the file back to the checkpoint.
+    private(set) var broken = false
 
     var liveName: String { "\(stem).\(ext)" }
     func segmentName(_ n: Int) -> String {
@@ -59,8 +62,16 @@ final class RotatingFile {
                 }
                 if renameat(dirfd, next, dirfd, liveName) != 0 { throw SystemError("rename", path: next) }
             }
-            fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o666)
             if fd < 0 { throw SystemError("open", path: liveName) }
+            // A checkpoint never covers more than the file holds; one that claims to (a corrupt
+            // or hostile checkpoint) must not grow the file with zeros.
+            var live = stat()
+            guard fstat(fd, &live) == 0, Int(live.st_size) >= cp.offset else {
+                close(fd)
+                fd = -1
+                throw SystemError("checkpoint offset beyond the end of", errno: EINVAL, path: liveName)
+            }
             if ftruncate(fd, off_t(cp.offset)) != 0 { throw SystemError("ftruncate", path: liveName) }
             rotated = cp.rotated
             size = cp.offset
@@ -69,7 +80,7 @@ final class RotatingFile {
                 size = header.count
             }
         } else {
-            fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o666)
             if fd < 0 { throw SystemError("open", path: liveName) }
             rotated = 0
             buffer.append(contentsOf: header)
@@ -87,15 +98,29 @@ final class RotatingFile {
         else if buffer.count >= 256 << 10 { try drain() }
     }
 
-    /// Hands the buffered lines to the kernel.
+    /// Hands the buffered lines to the kernel. All or nothing: when a write fails part way
+    /// (ENOSPC, EIO), the file is cut back to where this drain began and the lines stay in the
+    /// buffer for the next try, so the file never holds a torn line or, after a retry, a line twice.
     func drain() throws(SystemError) {
         guard !buffer.isEmpty else { return }
-        try Posix.writeAll(fd, buffer)
+        let base = size - buffer.count
+        do throws(SystemError) {
+            if let fault = FaultPoints.writeError(stem) { throw fault }
+            try Posix.writeAll(fd, buffer)
+        } catch {
+            if ftruncate(fd, off_t(base)) != 0 {
+                // Could not cut back: keep nothing of this drain's bytes either way by reopening
+                // at the last checkpoint on restart (the writer stops acknowledging).
+                broken = true
+            }
+            throw error
+        }
         buffer.removeAll(keepingCapacity: true)
         dirty = true
     }
 
     func sync() throws(SystemError) {
+        if broken { throw SystemError("write", errno: EIO, path: liveName) }
         try drain()
         if dirty {
             try Posix.fsyncOrThrow(fd)
@@ -114,7 +139,7 @@ final class RotatingFile {
         if keepSegments > 0, rotated > keepSegments {
             unlinkat(dirfd, segmentName(rotated - keepSegments), 0)
         }
-        fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o666)
         if fd < 0 { throw SystemError("open", path: liveName) }
         buffer.append(contentsOf: header)
         size = header.count

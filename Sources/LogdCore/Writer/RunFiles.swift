@@ -40,6 +40,9 @@ final class RunFiles {
     let log: RotatingFile
     let metrics: RotatingFile
     var isOpen = true
+    /// The run's active marker (`.logd/active/`) is durable: only then is anything acknowledged,
+    /// so a restart always finds the directory of every acknowledged record.
+    var marked = false
 
     // Run outputs (RunOutputs.swift): summaries, artifacts, models, datasets.
     /// One running summary per (context, key), in the order keys first appeared.
@@ -89,7 +92,13 @@ final class RunFiles {
 
     /// Allocates `<root>/<experiment>/<YYYY-MM-DD_HH-MM-SS>_<name>/` for a new run. The name is
     /// made unique by exclusive mkdir (`_2`, `_3`, … on collision): no scanning, no sleeping.
-    static func create(index: Int32, rootfd: Int32, producer: ProducerInfo, config: LogdConfig) throws(SystemError) -> RunFiles {
+    /// `intend` is called with each candidate directory before its mkdir (the writer records it
+    /// durably in the active marker first, so a crash right after the mkdir leaves no orphan
+    /// that a restart does not know about).
+    static func create(
+        index: Int32, rootfd: Int32, producer: ProducerInfo, config: LogdConfig,
+        intend: (String) throws(SystemError) -> Void
+    ) throws(SystemError) -> RunFiles {
         let start = producer.start
         // The experiment folder is opened without following symlinks; if something that is not
         // a directory sits at that name (a planted symlink, a file), the next free variant is used.
@@ -110,11 +119,14 @@ final class RunFiles {
         let base = stamp + "_" + PathNames.component(start.name, fallback: "run")
         var name = base
         var n = 1
-        while mkdirat(expfd, name, 0o755) != 0 {
+        while true {
+            try intend(experiment + "/" + name)
+            if mkdirat(expfd, name, 0o777) == 0 { break }  // the umask (run_directory_mode) decides the mode
             guard errno == EEXIST, n < 10_000 else { throw SystemError("mkdir", path: experiment + "/" + name) }
             n += 1
             name = base + "_\(n)"
         }
+        FaultPoints.hit("after-mkdir")
         let dirfd = try Posix.openDirectory(expfd, name)
         let run = RunFiles(
             index: index, runID: start.runID, directory: experiment + "/" + name, dirfd: dirfd, identity: start,
@@ -127,12 +139,7 @@ final class RunFiles {
     /// Reopens a run directory from its checkpoint after a restart, cutting the files back to
     /// what the checkpoint covers (clients resend everything after it).
     static func recover(index: Int32, rootfd: Int32, directory: String, config: LogdConfig) throws(SystemError) -> RunFiles? {
-        var fd = rootfd
-        for part in directory.split(separator: "/") {
-            let next = try Posix.openDirectory(fd, String(part))
-            if fd != rootfd { close(fd) }
-            fd = next
-        }
+        let fd = try Posix.openPath(rootfd, directory)
         guard let bytes = try Posix.readFile(fd, checkpointName),
             let cp = try? FrameDecoder(limits: RunFiles.checkpointLimits).decodeAll(bytes),
             case .params(let state)? = cp.first,
@@ -143,17 +150,30 @@ final class RunFiles {
             close(fd)
             return nil
         }
-        let run = RunFiles(index: index, runID: identity.runID, directory: directory, dirfd: fd, identity: identity, config: config)
-        func pair(_ v: Value?) -> (Int, Int) {
-            guard case .list(let l)? = v, l.count == 2, case .int(let a) = l[0], case .int(let b) = l[1] else { return (0, 0) }
+        // Every number of a checkpoint is range-checked before use: the file lives under the data
+        // root, so its bytes are as untrusted as a client's. Out of range: not resumable (quarantined).
+        func pair(_ v: Value?) -> (Int, Int)? {
+            guard case .list(let l)? = v, l.count == 2, case .int(let a) = l[0], case .int(let b) = l[1],
+                (0...1_000_000_000).contains(a), (0...(1 << 50)).contains(b)
+            else { return nil }
             return (Int(a), Int(b))
         }
-        let (logRotated, logOffset) = pair(state["main_log"])
-        let (metricsRotated, metricsOffset) = pair(state["metrics_csv"])
+        func count(_ v: Value?) -> UInt64? {
+            guard case .int(let n)? = v else { return 0 }
+            return n >= 0 ? UInt64(n) : nil
+        }
+        guard let (logRotated, logOffset) = pair(state["main_log"]), let (metricsRotated, metricsOffset) = pair(state["metrics_csv"]),
+            let metricCount = count(state["metric_count"]), let logCount = count(state["log_count"]),
+            identity.startTime >= 0
+        else {
+            close(fd)
+            return nil
+        }
+        let run = RunFiles(index: index, runID: identity.runID, directory: directory, dirfd: fd, identity: identity, config: config)
         try run.log.open(checkpoint: (logRotated, logOffset))
         try run.metrics.open(checkpoint: (metricsRotated, metricsOffset))
-        if case .int(let n)? = state["metric_count"] { run.metricCount = UInt64(n) }
-        if case .int(let n)? = state["log_count"] { run.logCount = UInt64(n) }
+        run.metricCount = metricCount
+        run.logCount = logCount
         if let p = state["params"] { run.params = p }
         run.restoreOutputs(from: state)
         if case .list(let producers)? = state["producers"] {
@@ -162,7 +182,8 @@ final class RunFiles {
                     case .runStart(let start)? = try? FrameDecoder().decodeAll(startBytes).first,
                     case .string(let sessionHex)? = p["session"], let session = SessionID(hex: sessionHex)
                 else { continue }
-                func int(_ k: String) -> Int64 { if case .int(let v)? = p[k] { return v } else { return 0 } }
+                // Negative or absurd numbers are clamped: a producer's counters, never trusted.
+                func int(_ k: String) -> Int64 { if case .int(let v)? = p[k] { return min(max(v, 0), Int64(Server.maxSeq)) } else { return 0 } }
                 func str(_ k: String) -> String { if case .string(let v)? = p[k] { return v } else { return "" } }
                 let info = ProducerInfo(
                     session: session, pid: Int32(truncatingIfNeeded: int("pid")), uid: UInt32(truncatingIfNeeded: int("uid")),
@@ -170,7 +191,9 @@ final class RunFiles {
                 let seq = UInt64(int("durable_seq"))
                 let received = max(seq, UInt64(int("received_seq")))
                 run.producers.append(
-                    Producer(info: info, status: str("status"), dropped: UInt64(int("dropped")), durableSeq: seq, receivedSeq: received))
+                    Producer(
+                        info: info, status: str("status"), dropped: min(UInt64(int("dropped")), Server.maxCounter), durableSeq: seq,
+                        receivedSeq: received))
             }
         }
         return run
@@ -178,10 +201,19 @@ final class RunFiles {
 
     func producerIndex(_ session: SessionID) -> Int? { producers.firstIndex { $0.info.session == session } }
 
+    /// The run's final status when every producer (at least `world_size` of them) had ended, as
+    /// the loop derives it; nil while any is running or vanished.
+    var endedStatus: String? {
+        guard !producers.isEmpty, producers.count >= Int(identity.worldSize) else { return nil }
+        let statuses = producers.map(\.status)
+        guard statuses.allSatisfy({ ["finished", "failed", "killed"].contains($0) }) else { return nil }
+        return statuses.contains("failed") ? "failed" : statuses.contains("killed") ? "killed" : "finished"
+    }
+
     // MARK: durability
 
     /// The checkpoint: a PARAMS frame holding the state a restart resumes from.
-    func checkpointBytes() -> [UInt8] {
+    func checkpointBytes() throws(SystemError) -> [UInt8] {
         let encoder = FrameEncoder(limits: RunFiles.checkpointLimits)
         let identityHex = hexString((try? FrameEncoder().frame(.runStart(identity))) ?? [])
         var state: Value = [
@@ -189,14 +221,14 @@ final class RunFiles {
             "identity": .string(identityHex),
             "main_log": [.int(Int64(log.rotated)), .int(Int64(log.size))],
             "metrics_csv": [.int(Int64(metrics.rotated)), .int(Int64(metrics.size))],
-            "metric_count": .int(Int64(metricCount)),
-            "log_count": .int(Int64(logCount)),
+            "metric_count": .int(Int64(clamping: metricCount)),
+            "log_count": .int(Int64(clamping: logCount)),
             "producers": .list(
                 producers.map { p in
                     [
                         "session": .string(p.info.session.description),
-                        "durable_seq": .int(Int64(p.durableSeq)),
-                        "received_seq": .int(Int64(p.receivedSeq)),
+                        "durable_seq": .int(Int64(clamping: p.durableSeq)),
+                        "received_seq": .int(Int64(clamping: p.receivedSeq)),
                         "pid": .int(Int64(p.info.pid)), "uid": .int(Int64(p.info.uid)),
                         "client": .string(p.info.clientName), "client_version": .string(p.info.clientVersion),
                         "status": .string(p.status), "dropped": .int(Int64(clamping: p.dropped)),
@@ -206,7 +238,11 @@ final class RunFiles {
             "params": params,
         ]
         state = state.merging(outputsCheckpoint())
-        return (try? encoder.frame(.params(state))) ?? []
+        do {
+            return try encoder.frame(.params(state))
+        } catch {
+            throw SystemError("encode checkpoint (\(error))", errno: EOVERFLOW, path: directory)
+        }
     }
 
     /// Makes everything written so far durable: fsync the files, then replace the checkpoint.
@@ -215,7 +251,7 @@ final class RunFiles {
         try log.sync()
         try metrics.sync()
         var moved: [(SessionID, UInt64)] = []
-        for i in producers.indices {
+        for i in producers.indices where marked {
             // A copy still running holds its session's acknowledgement below its frame: the
             // frame is durable only once the copy is (a restart takes it again, see `holes`).
             let target = min(producers[i].receivedSeq, ackLimit(producers[i].info.session))
@@ -223,7 +259,9 @@ final class RunFiles {
             producers[i].durableSeq = target
             moved.append((producers[i].info.session, target))
         }
-        try Posix.replaceFile(dirfd, RunFiles.checkpointName, checkpointBytes())
+        FaultPoints.hit("before-checkpoint")
+        try Posix.replaceFile(dirfd, RunFiles.checkpointName, try checkpointBytes())
+        FaultPoints.hit("after-checkpoint")
         needsDurability = false
         return moved
     }
@@ -232,8 +270,8 @@ final class RunFiles {
 
     func runYAML(user: String) -> [UInt8] {
         let first = identity
-        let received = metricCount + logCount
-        let dropped = producers.reduce(UInt64(0)) { $0 + $1.dropped }
+        let received = metricCount &+ logCount
+        let dropped = producers.reduce(UInt64(0)) { $0.addingReportingOverflow($1.dropped).overflow ? .max : $0 + $1.dropped }
         let producerList: [Value] = producers.map { p in
             let s = p.info.start
             return [

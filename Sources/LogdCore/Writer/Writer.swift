@@ -15,6 +15,12 @@ final class Writer: @unchecked Sendable {
         var writeErrors = 0
         var diskFreeBytes: Int64 = 0
         var recordsWritten: UInt64 = 0
+        /// A write failed for want of space or I/O: the writer retries and takes nothing new
+        /// (the queue fills and the loop stops reading) until a durability point succeeds.
+        var blocked = false
+        var lastWriteError = ""
+        /// Runs whose state under the data root could not be read at start-up, set aside.
+        var quarantined = 0
     }
 
     struct KeyInfo {
@@ -57,12 +63,17 @@ final class Writer: @unchecked Sendable {
     private var thread: NativeThread?
     private var scratch: [UInt8] = []
     private let user: String
+    /// Writer-confined copy of `stats.blocked`'s cause: when the next retry is due.
+    private static let retryIntervalNanos: Int64 = 200_000_000
 
     /// Opens the data root and recovers unfinished runs (before the loop starts).
     init(config: LogdConfig, log: DaemonLog, post: @escaping @Sendable ([LoopEvent]) -> Void) throws(SystemError) {
         self.config = config
         self.log = log
         self.post = post
+        // Run directories and files get run_directory_mode (0750 / 0640 by default): creation
+        // asks for 0777 / 0666 and the process umask takes away the rest.
+        umask(mode_t(0o777 & ~config.runDirectoryMode))
         try Posix.makeDirectories(config.dataRoot)
         rootfd = open(config.dataRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if rootfd < 0 { throw SystemError("open", path: config.dataRoot) }
@@ -98,27 +109,42 @@ final class Writer: @unchecked Sendable {
         guard let activefd = try? Posix.makeDirectory(statefd, "active", mode: 0o700) else { return [] }
         defer { close(activefd) }
         var recovered: [RecoveredRun] = []
-        guard let dir = fdopendir(dup(activefd)) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        loadFinished(statefd)
+        for name in Writer.entries(activefd) {
+            let content = try? Posix.readFile(activefd, name, limit: 64 << 10)
+            let lines = content.map { String(decoding: $0, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) } ?? []
+            let directory = lines.first.map { String($0).trimmingNewlines() } ?? ""
+            // A marker names `<experiment>/<run>` under the data root, nothing else.
+            let parts = directory.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
+                quarantine(marker: name, activefd: activefd, statefd: statefd, runfd: nil, why: "the active marker does not name a run directory")
+                continue
             }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
-        for name in names.sorted() {
-            guard let content = try? Posix.readFile(activefd, name) else { continue }
-            let directory = String(decoding: content, as: UTF8.self).trimmingNewlines()
             let index = Int32(recovered.count)
             do {
                 guard let run = try RunFiles.recover(index: index, rootfd: rootfd, directory: directory, config: config) else {
-                    log.log(.warning, "run \(directory): no readable checkpoint; not resumable")
-                    unlinkat(activefd, name, 0)
+                    let runfd = try? Posix.openPath(rootfd, directory)
+                    if removeIfUnused(runfd, directory) {
+                        // Killed between the marker (or mkdir) and the first checkpoint: nothing of
+                        // it was acknowledged; its producers resend everything.
+                        unlinkat(activefd, name, 0)
+                        if let runfd { close(runfd) }
+                        continue
+                    }
+                    quarantine(marker: name, activefd: activefd, statefd: statefd, runfd: runfd, why: "run \(directory): no readable checkpoint")
+                    if let runfd { close(runfd) }
                     continue
                 }
+                run.marked = true
                 runs[index] = run
                 run.removeSnapshotTemps()
+                if let status = run.endedStatus {
+                    // Every producer had ended before the crash (killed between the run's end and
+                    // its marker's move): finish it now instead of waiting for producers that are gone.
+                    var ignored: [LoopEvent] = []
+                    endRun(run, status: status, &ignored)
+                    continue
+                }
                 var r = RecoveredRun(
                     index: index, runID: run.runID, directory: directory,
                     sessions: run.producers.map { ($0.info.session, $0.durableSeq) })
@@ -127,13 +153,90 @@ final class Writer: @unchecked Sendable {
                     r.ranks[p.info.session] = p.info.start.rank
                 }
                 r.holes = run.holes()
+                r.owner = run.producers.first?.info.uid ?? 0
                 recovered.append(r)
                 log.log(.info, "resumable run \(directory) (\(run.producers.count) producers)")
             } catch {
-                log.log(.warning, "run \(directory): cannot reopen: \(error)")
+                let runfd = try? Posix.openPath(rootfd, directory)
+                quarantine(marker: name, activefd: activefd, statefd: statefd, runfd: runfd, why: "run \(directory): cannot reopen: \(error)")
+                if let runfd { close(runfd) }
             }
         }
+        stats.quarantined = quarantinedCount
+        sharedStats = stats
         return recovered
+    }
+
+    private var quarantinedCount = 0
+
+    /// Names in a directory, sorted, without dot files.
+    static func entries(_ dirfd: Int32) -> [String] {
+        guard let dir = fdopendir(dup(dirfd)) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if !name.hasPrefix(".") { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Finished runs' markers: run id → directory, so late producers reopen them.
+    private func loadFinished(_ statefd: Int32) {
+        guard let fd = try? Posix.makeDirectory(statefd, "finished", mode: 0o700) else { return }
+        defer { close(fd) }
+        for name in Writer.entries(fd) {
+            guard let content = try? Posix.readFile(fd, name, limit: 64 << 10) else { continue }
+            let lines = String(decoding: content, as: UTF8.self).split(separator: "\n")
+            guard lines.count >= 2 else { continue }
+            remember(finished: String(lines[1]), directory: String(lines[0]))
+            for line in lines.dropFirst(2) {
+                let f = line.split(separator: " ")
+                guard f.count == 2, let session = SessionID(hex: String(f[0])), let seq = UInt64(f[1]), seq <= Server.maxSeq else { continue }
+                finishedSessions.append((session, seq))
+            }
+        }
+    }
+
+    /// A directory with no checkpoint that holds nothing but the empty files a new run starts
+    /// with is removed (true); anything else is left for quarantine (false).
+    private func removeIfUnused(_ runfd: Int32?, _ directory: String) -> Bool {
+        guard let runfd else { return true }  // never created
+        let names = Writer.entries(runfd)
+        let starters: Set<String> = ["main.log", "metrics.csv"]
+        guard names.allSatisfy(starters.contains) else { return false }
+        for name in names {
+            var st = stat()
+            guard fstatat(runfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_size <= RunFiles.metricsHeader.count else { return false }
+        }
+        for name in names { unlinkat(runfd, name, 0) }
+        let parts = directory.split(separator: "/")
+        if let expfd = try? Posix.openDirectory(rootfd, String(parts[0])) {
+            unlinkat(expfd, String(parts[1]), AT_REMOVEDIR)
+            close(expfd)
+        }
+        log.log(.info, "run \(directory): created but never checkpointed before a crash; removed (nothing of it was acknowledged)")
+        return true
+    }
+
+    /// Sets a run's unreadable state aside, so start-up never fails on it and every other run
+    /// recovers: the marker moves to `.logd/quarantine/`, the checkpoint (if any) is renamed
+    /// `.logd-checkpoint.quarantined`. Logged, counted in status (`quarantined`); the files stay
+    /// for a person to look at.
+    private func quarantine(marker: String, activefd: Int32, statefd: Int32, runfd: Int32?, why: String) {
+        quarantinedCount += 1
+        log.log(.warning, "\(why); set aside (quarantined), the other runs continue")
+        if let qfd = try? Posix.makeDirectory(statefd, "quarantine", mode: 0o700) {
+            if renameat(activefd, marker, qfd, marker) != 0 { unlinkat(activefd, marker, 0) }
+            close(qfd)
+        } else {
+            unlinkat(activefd, marker, 0)
+        }
+        if let runfd {
+            _ = renameat(runfd, RunFiles.checkpointName, runfd, RunFiles.checkpointName + ".quarantined")
+        }
     }
 
     // MARK: the door from the loop
@@ -170,6 +273,43 @@ final class Writer: @unchecked Sendable {
             var batch: [[WriterItem]] = []
             var done: [CopyResult] = []
             var taken = 0
+            if stats.blocked {
+                // The disk is full (or failing): take nothing new, so memory stays bounded and the
+                // loop stops reading; retry the pending writes until they succeed. A shutdown
+                // request still gets through.
+                var refusedBarriers: [UInt64] = []
+                let shutdown = lock.withLock { () -> Bool in
+                    if !queue.contains(where: { $0.contains { if case .shutdown = $0 { true } else { false } } }) {
+                        lock.wait(untilMonotonic: Posix.monotonicNanos() + Writer.retryIntervalNanos)
+                    }
+                    swap(&done, &completions)
+                    // Flushes queued behind the failure fail now rather than wait for space: a
+                    // failed barrier claims nothing, so answering it early is safe.
+                    for i in queue.indices where queue[i].contains(where: { if case .barrier = $0 { true } else { false } }) {
+                        queue[i].removeAll { item in
+                            guard case .barrier(let id) = item else { return false }
+                            refusedBarriers.append(id)
+                            return true
+                        }
+                    }
+                    return queue.contains(where: { $0.contains { if case .shutdown = $0 { true } else { false } } })
+                }
+                if !shutdown {
+                    var events: [LoopEvent] = refusedBarriers.map { .barrierDone($0, error: "writes are failing: \(stats.lastWriteError)") }
+                    for result in done { copyDone(result, &events) }
+                    stats.blocked = false  // set again by any failure below
+                    drainFiles()
+                    events += durabilityPoint(now: Posix.monotonicNanos(), final: false)
+                    if !stats.blocked { log.log(.info, "writes succeed again: resuming") }
+                    lock.withLock { sharedStats = stats }
+                    if descriptorsReleased > 0 {
+                        events.append(.copiesFinished(descriptorsReleased))
+                        descriptorsReleased = 0
+                    }
+                    if !events.isEmpty { post(events) }
+                    continue
+                }
+            }
             lock.withLock {
                 if queue.isEmpty && completions.isEmpty { lock.wait(untilMonotonic: Posix.monotonicNanos() + interval) }
                 swap(&batch, &queue)
@@ -292,14 +432,29 @@ final class Writer: @unchecked Sendable {
         let run: RunFiles
         if let existing = runs[runIndex] {
             run = existing
+        } else if let reopened = reopenFinished(runIndex, producer) {
+            // A late producer of a run that already ended (a forked child, a DDP rank that comes
+            // after the others finished): one run id is one directory.
+            run = reopened
         } else {
             do {
-                run = try RunFiles.create(index: runIndex, rootfd: rootfd, producer: producer, config: config)
+                // The marker goes first, naming each candidate directory before its mkdir: a
+                // crash at any point leaves a marker for every directory it made.
+                var intended: String?
+                run = try RunFiles.create(index: runIndex, rootfd: rootfd, producer: producer, config: config) {
+                    directory throws(SystemError) in
+                    if let previous = intended { removeMarker(previous) }
+                    try writeMarker(directory: directory, runID: producer.start.runID)
+                    intended = directory
+                }
+                run.marked = true
                 runs[runIndex] = run
-                try markActive(run)
+                _ = try run.makeDurable()  // the checkpoint exists before anything is acknowledged
                 log.log(.info, "run \(run.directory) started (run id \(run.runID))")
             } catch {
                 stats.writeErrors += 1
+                stats.lastWriteError = "cannot create run directory: \(error)"
+                if [ENOSPC, EDQUOT, EIO, EROFS].contains(error.errno) { stats.blocked = true }
                 log.limited(.error, key: "create-run", "cannot create run directory: \(error)")
                 return
             }
@@ -320,25 +475,111 @@ final class Writer: @unchecked Sendable {
         events.append(.runOpened(run: runIndex, directory: run.directory))
     }
 
-    private func activeName(_ run: RunFiles) -> String {
+    // MARK: run markers
+    //
+    // `.logd/active/<hash of directory>` holds "<directory>\n<run id>\n" for every run that is
+    // not finished: it is written (fsync'd) before the run's mkdir and moved to
+    // `.logd/finished/` when the run ends, so a run id maps to one directory across restarts.
+
+    private func markerName(_ directory: String) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in run.directory.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        for b in directory.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return hexString(withUnsafeBytes(of: h.bigEndian, Array.init))
     }
 
-    private func withActiveDir(_ body: (Int32) throws(SystemError) -> Void) throws(SystemError) {
+    private func withStateDir(_ name: String, _ body: (Int32) throws(SystemError) -> Void) throws(SystemError) {
+        let statefd = try Posix.makeDirectory(rootfd, ".logd", mode: 0o700)
+        defer { close(statefd) }
+        let fd = try Posix.makeDirectory(statefd, name, mode: 0o700)
+        defer { close(fd) }
+        try body(fd)
+    }
+
+    private func writeMarker(directory: String, runID: String) throws(SystemError) {
+        FaultPoints.hit("before-marker")
+        try withStateDir("active") { fd throws(SystemError) in
+            try Posix.replaceFile(fd, markerName(directory), Array((directory + "\n" + runID + "\n").utf8))
+        }
+        FaultPoints.hit("after-marker")
+    }
+
+    private func removeMarker(_ directory: String) {
+        try? withStateDir("active") { fd throws(SystemError) in _ = unlinkat(fd, markerName(directory), 0) }
+    }
+
+    /// The run ended: its marker moves from active/ to finished/ (one rename, then a directory
+    /// fsync), and the run id is remembered so a late producer reopens this directory.
+    private func markFinished(_ run: RunFiles) throws(SystemError) {
+        FaultPoints.hit("before-marker-removal")
         let statefd = try Posix.makeDirectory(rootfd, ".logd", mode: 0o700)
         defer { close(statefd) }
         let activefd = try Posix.makeDirectory(statefd, "active", mode: 0o700)
         defer { close(activefd) }
-        try body(activefd)
+        let finishedfd = try Posix.makeDirectory(statefd, "finished", mode: 0o700)
+        defer { close(finishedfd) }
+        let name = markerName(run.directory)
+        // The finished marker also lists each session's last frame, so a producer that resends
+        // after a restart (it missed the final acknowledgement) is told everything is durable.
+        var text = run.directory + "\n" + run.runID + "\n"
+        for p in run.producers {
+            text += "\(p.info.session) \(p.durableSeq)\n"
+            finishedSessions.append((p.info.session, p.durableSeq))
+        }
+        try Posix.replaceFile(finishedfd, name, Array(text.utf8))
+        unlinkat(activefd, name, 0)
+        try Posix.fsyncOrThrow(activefd)
+        remember(finished: run.runID, directory: run.directory)
+        FaultPoints.hit("after-marker-removal")
     }
 
-    private func markActive(_ run: RunFiles) throws(SystemError) {
-        _ = try run.makeDurable()
-        try withActiveDir { fd throws(SystemError) in
-            try Posix.replaceFile(fd, activeName(run), Array((run.directory + "\n").utf8))
+    /// Sessions of finished runs found at start-up (and completed during recovery), for the loop.
+    private(set) var finishedSessions: [(SessionID, UInt64)] = []
+
+    /// Finished runs by run id (bounded: the most recent `maxFinishedRuns`).
+    private var finishedRuns: [String: String] = [:]
+    private var finishedOrder: [String] = []
+    private var finishedOrderStart = 0
+    static let maxFinishedRuns = 100_000
+
+    private func remember(finished runID: String, directory: String) {
+        if finishedRuns.updateValue(directory, forKey: runID) == nil { finishedOrder.append(runID) }
+        while finishedRuns.count > Writer.maxFinishedRuns, finishedOrderStart < finishedOrder.count {
+            finishedRuns.removeValue(forKey: finishedOrder[finishedOrderStart])
+            finishedOrderStart += 1
         }
+        if finishedOrderStart > Writer.maxFinishedRuns {
+            finishedOrder.removeFirst(finishedOrderStart)
+            finishedOrderStart = 0
+        }
+    }
+
+    /// Reopens the directory of a finished run with this run id, if the producer's uid owns it.
+    private func reopenFinished(_ runIndex: Int32, _ producer: ProducerInfo) -> RunFiles? {
+        guard let directory = finishedRuns[producer.start.runID] else { return nil }
+        do {
+            guard let run = try RunFiles.recover(index: runIndex, rootfd: rootfd, directory: directory, config: config),
+                run.runID == producer.start.runID
+            else { return nil }
+            if let owner = run.producers.first?.info.uid, owner != producer.uid, producer.uid != 0 {
+                log.limited(.warning, key: "reopen-owner", "run id \(run.runID) belongs to uid \(owner): uid \(producer.uid) gets a new directory")
+                return nil
+            }
+            try writeMarker(directory: directory, runID: run.runID)
+            run.marked = true
+            run.removeSnapshotTemps()
+            runs[runIndex] = run
+            log.log(.info, "run \(directory) reopened: a producer of run id \(run.runID) came after it ended")
+            return run
+        } catch {
+            writeFailedNoRun(error, "cannot reopen finished run \(directory)")
+            return nil
+        }
+    }
+
+    private func writeFailedNoRun(_ error: SystemError, _ what: String) {
+        stats.writeErrors += 1
+        stats.lastWriteError = "\(what): \(error)"
+        log.limited(.error, key: "no-run", "\(what): \(error)")
     }
 
     /// The copier finished (or failed) a copy.
@@ -370,7 +611,7 @@ final class Writer: @unchecked Sendable {
             try run.writeSnapshots(user: user, now: Posix.monotonicNanos())
             run.closeFiles()
             if status != "crashed" {
-                try withActiveDir { fd throws(SystemError) in _ = unlinkat(fd, activeName(run), 0) }
+                try markFinished(run)
                 runs.removeValue(forKey: run.index)
                 keys = keys.filter { $0.value.run != run.index }
             }
@@ -382,6 +623,11 @@ final class Writer: @unchecked Sendable {
 
     private func writeFailed(_ run: RunFiles, _ error: SystemError) {
         stats.writeErrors += 1
+        stats.lastWriteError = "run \(run.directory): \(error)"
+        if [ENOSPC, EDQUOT, EIO, EROFS, EFBIG].contains(error.errno) {
+            if !stats.blocked { log.limited(.error, key: "blocked", "writes fail (\(error)): holding new records and retrying") }
+            stats.blocked = true
+        }
         log.limited(.error, key: "write-\(run.index)", "run \(run.directory): \(error)")
     }
 

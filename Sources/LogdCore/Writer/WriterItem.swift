@@ -53,13 +53,14 @@ enum WriterItem: Sendable {
     /// Drain: write and fsync everything, close files, then stop the thread.
     case shutdown
 
-    /// Rough bytes this item holds, for the queue's memory bound.
-    var weight: Int {
+    /// Rough bytes this item holds, for the queue's memory bound. Items that hold a whole
+    /// client frame (params, records, a producer's identity) weigh at least that frame's bytes,
+    /// so a flood of big PARAMS cannot hide behind a small fixed weight.
+    func weight(frameBytes: Int) -> Int {
         switch self {
         case .metric: MemoryLayout<WriterItem>.stride
         case .log(_, _, let l): MemoryLayout<WriterItem>.stride + 32 + l.message.utf8.count + l.logger.utf8.count
-        case .params: 512
-        case .record: 512
+        case .params, .record, .join, .defineKey: max(512, 2 * frameBytes)
         default: 128
         }
     }
@@ -92,4 +93,6 @@ public struct RecoveredRun: Sendable {
     public var holes: [SessionID: Set<UInt64>] = [:]
     /// Each session's rank (from its RUN_START), so a resumed producer keeps it.
     public var ranks: [SessionID: Int32] = [:]
+    /// The uid of the run's first producer: the run's owner.
+    public var owner: UInt32 = 0
 }
