@@ -32,11 +32,12 @@ from .api import (
 from .api import *  # noqa: F401,F403  yProv4ML's whole module-level API (api.__all__)
 from .logging_handler import LoggingHandler, set_logger
 from .run import TESTING, TRAINING, VALIDATION, Context, DeliveryReport, Run, set_gc_freeze_on_fork
-from .tensorboard import SummaryWriter
+from .tensorboard import GlobalSummaryWriter, SummaryWriter
 
 __all__ = [
     "Context",
     "DeliveryReport",
+    "GlobalSummaryWriter",
     "LoggingHandler",
     "Run",
     "SummaryWriter",

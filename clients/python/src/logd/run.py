@@ -343,20 +343,40 @@ class Run:
         holds *then*. Replacing the file (a new file renamed over it, or deleting it) is safe;
         rewriting it in place right away is not: pass ``snapshot=True`` and the client first
         copies it (in the kernel, beside the original) so the version is the file as it is now.
-        Returns False (see ``last_error``) when the file cannot be read."""
+        A directory is stored as one uncompressed tar of its tree (``<name>.tar``), taken at
+        the call. Returns False, and counts an error (``errors``, ``last_error``), when the path
+        cannot be read or is neither a file nor a directory."""
         try:
             opened = self._open_file(path, hash_it=not copy, snapshot=snapshot and copy)
             if opened is None:
                 return False
             fd, size, digest, absolute = opened
+            name = os.path.basename(absolute) or "artifact"
+            if os.path.isdir(absolute):
+                name += ".tar"
             frame = wire.artifact(
                 context_name(context), NO_STEP if step is None else int(step), _ARTIFACT_ROLES[role],
-                wire.Mode.COPY if copy else wire.Mode.REFERENCE, os.path.basename(absolute) or "artifact",
+                wire.Mode.COPY if copy else wire.Mode.REFERENCE, name,
                 absolute, size, digest, _time_ns() if timestamp_ns is None else int(timestamp_ns))
             return self._append_file_frame(frame, fd, copy)
         except Exception as exc:
             self._bad_call("log_artifact(%r)" % (path,), exc)
             return False
+
+    def _log_bytes(self, name: str, data: bytes, step: Optional[int], context: Any = "training",
+                   timestamp_ns: Optional[int] = None) -> bool:
+        """Stores ``data`` as the artifact ``name`` (``images/<tag>/<step>.png``): the bytes go
+        into an unnamed in-memory file whose descriptor travels to logd, as a copy-mode artifact."""
+        fd = _memory_file(data)
+        try:
+            frame = wire.artifact(
+                context_name(context), NO_STEP if step is None else int(step), wire.ArtifactRole.OUTPUT,
+                wire.Mode.COPY, name, "", len(data), bytes(32),
+                _time_ns() if timestamp_ns is None else int(timestamp_ns))
+        except BaseException:
+            os.close(fd)
+            raise
+        return self._append(frame, fd)
 
     def log_model(self, model: Any = None, name: str = "default", *, parameter_count: Optional[int] = None,
                   memory_bytes: Optional[int] = None, layers: Any = None, log_model_layers: bool = True,
@@ -397,6 +417,8 @@ class Run:
                     return False
                 fd, size, digest, original = opened
                 file_name = os.path.basename(original) or model_name + ".pt"
+                if os.path.isdir(original):
+                    file_name += ".tar"
             else:
                 if not copy:
                     raise ValueError("a model object can only be saved with copy=True")
@@ -612,12 +634,21 @@ class Run:
         try:
             fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            self.last_error = "cannot open %s: %s" % (p, exc.strerror)
+            self._bad_call("open(%r)" % (p,), OSError(exc.errno, "cannot open %s: %s" % (p, exc.strerror)))
             return None
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if stat.S_ISDIR(st.st_mode):
             os.close(fd)
-            self.last_error = "%s is not a regular file" % p
+            try:  # a directory travels as one uncompressed tar of its tree, taken now
+                fd = _tar_of(p)
+            except OSError as exc:
+                self._bad_call("open(%r)" % (p,), exc)
+                return None
+            st = os.fstat(fd)
+            snapshot = False  # the archive already is a copy nobody else can change
+        elif not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            self._bad_call("open(%r)" % (p,), ValueError("%s is not a regular file or a directory" % p))
             return None
         if snapshot:
             try:
@@ -673,6 +704,41 @@ def _rejoin(run_id: str, experiment: str, name: str, socket: str, sink: str, tag
               sink=sink, buffer_bytes=buffer_bytes)
     _register_child_exit(run)
     return run
+
+
+def _memory_file(data: bytes) -> int:
+    """A read-only-from-now descriptor of an unnamed file holding ``data``."""
+    try:
+        fd = os.memfd_create("logd-artifact", getattr(os, "MFD_CLOEXEC", 1))
+    except (AttributeError, OSError):
+        fd, tmp = tempfile.mkstemp(prefix="logd-artifact-")
+        os.unlink(tmp)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _tar_of(directory: str) -> int:
+    """An unnamed file holding an uncompressed tar of ``directory`` (members named from its
+    basename, symlinks stored as links, never followed)."""
+    import tarfile
+
+    fd, tmp = tempfile.mkstemp(prefix="logd-dir-", suffix=".tar")
+    os.unlink(tmp)
+    try:
+        with os.fdopen(os.dup(fd), "wb") as f:
+            with tarfile.open(fileobj=f, mode="w") as tar:
+                tar.add(directory, arcname=os.path.basename(os.path.abspath(directory)) or "artifact")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _unnamed_copy(src: int, directory: str) -> int:
