@@ -101,6 +101,17 @@ private enum Pkg {
         #expect(listed == shipped.subtracting(["etc/logd/logd.yaml"]), "md5sums vs files: \(listed.symmetricDifference(shipped))")
 
         // Depends: the package of every library the binaries link directly (NEEDED) is in it.
+        // Shell completions: generated from the binaries, so they know every subcommand.
+        let bashCompletion = try String(
+            contentsOfFile: data + "/usr/share/bash-completion/completions/logctl", encoding: .utf8)
+        for sub in ["status", "flush", "runs", "show", "compare", "tail"] {
+            #expect(bashCompletion.contains(sub), "the bash completion lacks \(sub)")
+        }
+        if let bash = systemTool("bash") {
+            let syntax = try runCommand(bash, ["-n", data + "/usr/share/bash-completion/completions/logctl"])
+            #expect(syntax.status == 0, "bash completion: \(syntax.output)")
+        }
+
         let depends = try runCommand(dpkgDeb, ["-f", deb, "Depends"]).output
         let linked = try packagesLinked(by: [data + "/usr/bin/logd", data + "/usr/bin/logctl"])
         #expect(linked.isSuperset(of: ["libc6", "libuv1", "libyaml-0-2"]), "\(linked)")
@@ -400,6 +411,8 @@ extension DaemonTests {
             "/etc/logd/logd.yaml", "/usr/share/doc/logd/examples/logd.yaml", "/usr/share/doc/logd/OPERATIONS.md",
             "/usr/share/man/man8/logd.8.gz", "/usr/share/man/man1/logctl.1.gz",
             "/usr/share/doc/logd/copyright", "/usr/share/doc/logd/changelog.gz",
+            "/usr/share/bash-completion/completions/logctl", "/usr/share/zsh/vendor-completions/_logctl",
+            "/usr/share/fish/vendor_completions.d/logctl.fish", "/usr/share/bash-completion/completions/logd",
         ] {
             #expect(files.contains(path), "\(path) missing from the .deb:\n\(listing.output)")
         }
@@ -521,19 +534,78 @@ extension DaemonTests {
             config.contains("socket: \"/run/logd/logd.sock\"") && config.contains("data_root: \"/var/lib/logd/runs\""),
             "packaging/logd.yaml is the system instance's config: its paths must match the units")
 
-        // The committed man pages (packaging/man, `make man`) mention every option of --help.
-        for (page, command) in [
-            ("logd.8", ["logd"]), ("logctl.1", ["logctl", "status"]), ("logctl.1", ["logctl", "flush"]),
-        ] {
+        try Pkg.checkManPages()
+    }
+}
+
+extension Pkg {
+    /// The committed man pages (packaging/man, `make man`): every logctl subcommand and every
+    /// option of every --help; logd.8 lists no subcommand or `help` entry (logd has none); both
+    /// have ENVIRONMENT (every variable --help names), FILES and EXIT STATUS (logctl's codes 0-4,
+    /// docs/CONTROL_PROTOCOL.md).
+    static func checkManPages() throws {
+        let root = Pkg.root
+        let logctlHelp = try Pkg.runCommand(DaemonHarness.tool("logctl"), ["--help"]).output
+        let subcommands = logctlHelp.components(separatedBy: "SUBCOMMANDS:").dropFirst().first.map { section in
+            section.split(separator: "\n").compactMap { line -> String? in
+                // "  name    abstract": two spaces, then the name; wrapped abstracts are indented further.
+                guard line.hasPrefix("  "), !line.hasPrefix("   "), let word = line.split(separator: " ").first else { return nil }
+                return word.allSatisfy({ $0.isLowercase || $0 == "-" }) ? String(word) : nil
+            }
+        } ?? []
+        #expect(Set(subcommands).isSuperset(of: ["status", "flush", "runs", "show", "compare", "tail"]), "\(subcommands)")
+        let logctlPage = try String(contentsOfFile: root + "/packaging/man/logctl.1", encoding: .utf8)
+        for sub in subcommands {
+            #expect(logctlPage.contains(".It Em \(sub)\n"), "logctl.1 lacks the subcommand \(sub); run `make man`")
+        }
+        let logdPage = try String(contentsOfFile: root + "/packaging/man/logd.8", encoding: .utf8)
+        #expect(!logdPage.contains(".It Em help") && !logdPage.contains(".Ar subcommand"), "logd has no subcommands")
+        #expect(try Pkg.runCommand(DaemonHarness.tool("logd"), ["help"]).status != 0, "logd help exists: document it")
+        for (name, page) in [("logd.8", logdPage), ("logctl.1", logctlPage)] {
+            for section in [".Sh ENVIRONMENT\n", ".Sh FILES\n", ".Sh EXIT STATUS\n"] {
+                #expect(page.contains(section), "\(name) lacks \(section)")
+            }
+            #expect(!page.contains(".Ex -std"), "\(name): EXIT STATUS comes from packaging/man/\(name).sections")
+        }
+        let logdHelp = try Pkg.runCommand(DaemonHarness.tool("logd"), ["--help"]).output
+        for (name, page, help) in [("logd.8", logdPage, logdHelp), ("logctl.1", logctlPage, logctlHelp)] {
+            let environment = page.components(separatedBy: ".Sh ENVIRONMENT").last?.components(separatedBy: ".Sh FILES").first ?? ""
+            let variables = Set(help.split(whereSeparator: { !($0.isUppercase || $0 == "_" || $0 == "$") }).filter { $0.hasPrefix("$") && $0.count > 1 })
+            #expect(!variables.isEmpty)
+            for v in variables {
+                #expect(environment.contains("Ev \(v.dropFirst())"), "\(name)'s ENVIRONMENT lacks \(v) (named in --help)")
+            }
+        }
+        let exitSection = logctlPage.components(separatedBy: ".Sh EXIT STATUS").last ?? ""
+        for code in ["0", "1", "2", "3", "4"] {
+            #expect(exitSection.contains("\n.It \(code)\n"), "logctl.1's EXIT STATUS lacks \(code)")
+        }
+
+        // The docs' logctl command lines put the subcommand first (`logctl --socket S status` exits 2).
+        for doc in ["README.md", "docs/OPERATIONS.md", "docs/LOGCTL.md", "docs/CONFIGURATION.md", "packaging/README.md"] {
+            guard let text = try? String(contentsOfFile: root + "/" + doc, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                for piece in line.components(separatedBy: "logctl ").dropFirst() {
+                    guard piece.hasPrefix("-") else { continue }
+                    let word = String(piece.prefix { !$0.isWhitespace && $0 != "`" })
+                    #expect(
+                        ["--version", "--help", "-h", "--generate-completion-script"].contains(word),
+                        "\(doc): `logctl \(word) …`: options follow the subcommand: \(line)")
+                }
+            }
+        }
+
+        for (page, command) in [("logd.8", ["logd"])] + subcommands.map { ("logctl.1", ["logctl", $0]) } {
             let man = try String(contentsOfFile: Pkg.root + "/packaging/man/" + page, encoding: .utf8)
             let help = try Pkg.runCommand(DaemonHarness.tool(command[0]), Array(command.dropFirst()) + ["--help"])
                 .output
             let options = Set(
-                help.split(whereSeparator: { " ,\n[]<>".contains($0) }).filter { $0.hasPrefix("--") && $0.count > 2 })
+                help.split(whereSeparator: { " ,\n[]<>().:;'".contains($0) }).filter { $0.hasPrefix("--") && $0.count > 2 })
             #expect(!options.isEmpty)
             for option in options {
+                // ".It Fl -name", or ".It Fl f , -name" where there is a short form too.
                 #expect(
-                    man.contains("Fl -" + option.dropFirst(2)),
+                    man.contains("Fl -" + option.dropFirst(2)) || man.contains(" , -" + option.dropFirst(2)),
                     "\(page) lacks \(option) (\(command.joined(separator: " ")) --help); run `make man`")
             }
         }

@@ -56,7 +56,9 @@ root="$stage/logd_${version}_${arch}"
 
 make --no-print-directory install-files DESTDIR="$root" PREFIX=/usr SYSCONFDIR=/etc BIN_DIR="$bin_dir" \
     SYSTEMD_SYSTEM_UNIT_DIR=/lib/systemd/system SYSTEMD_USER_UNIT_DIR=/usr/lib/systemd/user \
-    SYSUSERS_DIR=/usr/lib/sysusers.d >/dev/null
+    SYSUSERS_DIR=/usr/lib/sysusers.d BASH_COMPLETION_DIR=/usr/share/bash-completion/completions \
+    ZSH_COMPLETION_DIR=/usr/share/zsh/vendor-completions FISH_COMPLETION_DIR=/usr/share/fish/vendor_completions.d \
+    >/dev/null
 # Debian conventions: stripped binaries, compressed man pages, a copyright file.
 if [ -z "${LOGD_DEB_NOSTRIP:-}" ] && command -v strip >/dev/null; then
     strip --strip-unneeded "$root/usr/bin/logd" "$root/usr/bin/logctl"
