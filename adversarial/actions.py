@@ -213,6 +213,9 @@ class Executor:
             if op == "kill":
                 self.daemon.kill9()
                 return
+            # Only once it serves: a SIGTERM that lands while logd is still starting (socket
+            # listening, loop not yet running) ends it with the default action.
+            self.sync()
             proc = self.daemon.proc
             code = self.daemon.stop(signal.SIGTERM)
             if code != 0:

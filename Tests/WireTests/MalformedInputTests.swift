@@ -44,13 +44,23 @@ struct MalformedInputTests {
         #expect(errors > 1_000, "mutations should mostly be detected; got \(errors)")
     }
 
-    @Test("replays every regression input kept from fuzzing (vectors/fuzz-regressions)")
+    /// Each file is `NAME.CODE.bin`: the decoder must end with that WireError code (`ok`: decode
+    /// cleanly), never crash. The folder must not be empty: an empty one would assert nothing.
+    @Test("replays every regression input kept from fuzzing (vectors/fuzz-regressions), each with its expected outcome")
     func fuzzRegressions() throws {
         let folder = repositoryRoot.appendingPathComponent("vectors/fuzz-regressions")
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0 != "README.md" }
-        for file in files.sorted() {
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".bin") }.sorted()
+        #expect(files.count >= 10, "the regression inputs are missing from \(folder.path)")
+        for file in files {
+            let parts = file.split(separator: ".")
+            try #require(parts.count == 3, "\(file) is not named NAME.CODE.bin")
+            let expected = String(parts[1])
             let bytes = try [UInt8](Data(contentsOf: folder.appendingPathComponent(file)))
-            _ = decodeStream(bytes)  // must return, not crash
+            let result = decodeStream(bytes)
+            #expect((result.error?.code ?? "ok") == expected, "\(file)")
+            // The lenient decoder the fuzz target also drives (small limit, unknown kinds skipped).
+            let lenient = FrameDecoder(limits: WireLimits(maxFrameBytes: 4096), skipUnknownKinds: true)
+            _ = decodeStream(bytes, decoder: lenient)
         }
     }
 }
