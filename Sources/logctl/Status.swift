@@ -71,7 +71,11 @@ enum StatusTable {
         out += "writer     queue \(bytes(int(writer?["queue_bytes"]))) of \(bytes(int(writer?["queue_limit_bytes"])))"
         out += ", backpressure \(str(writer?["backpressure"])), \(str(writer?["fsyncs"])) fsyncs\n"
         out += "errors     \(str(totals?["malformed_frames"])) malformed, \(str(totals?["connections_refused"])) refused, "
-        out += "\(str(totals?["records_dropped"])) dropped by clients, \(str(totals?["write_errors"])) write errors\n"
+        out += "\(str(totals?["records_dropped"])) dropped by clients, \(str(totals?["records_refused"])) refused by limits, "
+        out += "\(str(totals?["write_errors"])) write errors, \(str(writer?["quarantined"])) runs quarantined\n"
+        if writer?["blocked"] == .bool(true) {
+            out += "WRITES FAILING  \(str(writer?["last_write_error"])): new records are held; logd retries and resumes by itself\n"
+        }
         if case .list(let conns)? = s["connections"], !conns.isEmpty {
             out += "\nconnections\n"
             out += table(
