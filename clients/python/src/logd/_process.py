@@ -96,8 +96,21 @@ def _git(args: Sequence[str]) -> Optional[str]:
     return done.stdout.decode("utf-8", "replace").rstrip("\n")
 
 
+_git_cache: dict = {}
+
+
 def git_state() -> Tuple[str, int]:
-    """(commit, dirty flag) of the working directory's repository; ("", unknown) outside one."""
+    """(commit, dirty flag) of the working directory's repository; ("", unknown) outside one.
+    Asked once per process and directory (two ``git`` runs cost tens of milliseconds, and a
+    script may open a writer per trial)."""
+    key = (os.getpid(), working_directory())
+    cached = _git_cache.get(key)
+    if cached is None:
+        cached = _git_cache[key] = _git_state()
+    return cached
+
+
+def _git_state() -> Tuple[str, int]:
     commit = _git(["rev-parse", "HEAD"])
     if commit is None:
         return "", GIT_UNKNOWN
