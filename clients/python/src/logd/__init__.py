@@ -30,6 +30,7 @@ from .api import (
     start_run,
 )
 from .api import *  # noqa: F401,F403  yProv4ML's whole module-level API (api.__all__)
+from .frames import RunData, RunNotFound, load_metrics, load_runs, read_experiment, read_run  # pandas: lazily
 from .logging_handler import LoggingHandler, set_logger
 from .run import TESTING, TRAINING, VALIDATION, Context, DeliveryReport, Run, set_gc_freeze_on_fork
 from .tensorboard import GlobalSummaryWriter, SummaryWriter
@@ -61,3 +62,4 @@ __all__ = [
     "start_run",
 ]
 __all__ += [_n for _n in api.__all__ if _n not in __all__]  # yProv4ML's module-level API
+__all__ += ["RunData", "RunNotFound", "load_metrics", "load_runs", "read_experiment", "read_run"]
