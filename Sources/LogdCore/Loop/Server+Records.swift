@@ -111,6 +111,9 @@ extension Server {
         switch record {
         case .metricKey(let key):
             guard let session = conn.session, let runIndex = sessions[session]?.run, let run = runs[runIndex] else {
+                // A producer resuming a session whose run already ended (it missed the last
+                // acknowledgement) defines its keys again before resending: nothing to do.
+                if let session = conn.session, let state = sessions[session], state.run == nil, state.received > 0 { return }
                 return protocolError(conn, code: .protocolViolation, message: "METRIC_KEY before RUN_START")
             }
             // Key ids on one connection: the run's limit plus room for ids of refused keys.
