@@ -308,6 +308,18 @@ def _combine(norms: List[float], norm_type: float) -> float:
     return largest * math.fsum((n / largest) ** norm_type for n in norms) ** (1.0 / norm_type)
 
 
+def _read_back(norms: List[Any], torch: Any) -> List[float]:
+    """The norms as Python floats. torch tensors (on a GPU, each ``.item()`` waits for the
+    device) are stacked and read back in one transfer; anything else one by one."""
+    stack = getattr(torch, "stack", None) if torch is not None else None
+    if callable(stack) and len(norms) > 1 and all(hasattr(n, "dim") for n in norms):
+        try:
+            return [float(v) for v in stack(norms).tolist()]
+        except Exception:  # norms on several devices: read them one by one
+            pass
+    return [_to_float(n) for n in norms]
+
+
 def _module_of(name: str) -> str:
     """The owning module's name: the parameter name without its last dotted component."""
     return name.rsplit(".", 1)[0] if "." in name else ""
@@ -322,7 +334,8 @@ def gradient_norms(
     counted once (under its first name). Each gradient's norm is the tensor's own
     ``g.norm(norm_type)``; norms are then combined in Python, so ``"total"`` equals the total
     norm ``torch.nn.utils.clip_grad_norm_(model.parameters(), ..., norm_type)`` reports.
-    Each norm is read back with ``.item()``, one device synchronisation per parameter.
+    The norms are read back in one transfer (one device synchronisation per call, not one per
+    parameter) when they are torch tensors.
 
     Args:
         model: an ``nn.Module`` or anything with ``named_parameters()`` or ``parameters()``
@@ -352,11 +365,14 @@ def gradient_norms(
 
     norms: List[Tuple[str, float]] = []
     with guard:
+        pending: List[Tuple[str, Any]] = []
         for name, param in _named_parameters(model):
             grad = getattr(param, "grad", None)
             if grad is None:
                 continue
-            norms.append((name, _to_float(grad.norm(norm_type))))
+            pending.append((name, grad.norm(norm_type)))
+        values = _read_back([n for _, n in pending], torch)
+        norms = [(name, value) for (name, _), value in zip(pending, values)]
 
     result: Dict[str, float] = {}
     if per == "parameter":
