@@ -8,7 +8,6 @@ data with duck-typed stand-ins for torch objects, and checks what lands on disk.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys

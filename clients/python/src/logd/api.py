@@ -847,15 +847,15 @@ def log_source_code(path: Any = None, use_git: bool = False, **_: Any) -> bool:
     """Records the source as input artifacts: ``path`` (a file, or every file below a
     directory), or without it the running script and the modules it loaded from its directory
     (yProv4ML 3.x). In a git checkout, also ``git_diff.patch`` (uncommitted changes against
-    HEAD, when there are any) and the param ``source_code`` = ``<remote>/<commit>``
-    (yProv4ML's ``use_git``)."""
+    HEAD, when there are any) and the param ``source_code`` = ``<remote>/<commit>`` (what
+    yProv4ML's ``use_git`` records; logd records it whether ``use_git`` is given or not)."""
     run = _run()
     if run is None:
         return False
     from . import system_metrics
     try:
-        if isinstance(path, bool):
-            use_git, path = path, None
+        if isinstance(path, bool):  # log_source_code(True): 3.x's use_git, positionally
+            path = None
         files = system_metrics.source_files(None if path is None else os.fspath(path))
         if path is not None and not files:
             raise FileNotFoundError("no source file at %s" % (path,))
