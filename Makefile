@@ -5,6 +5,7 @@
 #   make deb                  a .deb in dist/ (packaging/deb/build-deb.sh)
 #   make test                 every test (scripts/test.sh)
 #   make fuzz                 libFuzzer run of the wire decoder (CONTRIBUTING.md)
+#   make fuzz-daemon          structure-aware fuzzer of the running daemon (adversarial/README.md)
 #   make man                  regenerate packaging/man/ from --help
 #
 # `make install` does not rebuild binaries that exist (so `make && sudo make install` works
@@ -37,7 +38,7 @@ INSTALL ?= install
 UNIT_SED = sed -e 's|/usr/bin/logd|$(BINDIR)/logd|g' -e 's|/etc/logd/|$(SYSCONFDIR)/logd/|g' \
 	-e 's|/usr/share/doc/logd/|$(DOCDIR)/|g'
 
-.PHONY: all build install install-files uninstall deb test fuzz man bench
+.PHONY: all build install install-files uninstall deb test fuzz fuzz-daemon man bench
 
 all: build
 
@@ -96,8 +97,15 @@ test:
 fuzz:
 	$(SWIFT) build --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address \
 		-Xswiftc -sanitize=fuzzer,address --product wire-fuzz
-	mkdir -p .build-fuzz/corpus fuzz-artifacts && cp vectors/wire-v1/*.bin .build-fuzz/corpus/
+	mkdir -p .build-fuzz/corpus fuzz-artifacts && cp vectors/wire-v1/*.bin vectors/fuzz-regressions/*.bin .build-fuzz/corpus/
 	.build-fuzz/debug/wire-fuzz -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz-artifacts/ .build-fuzz/corpus
+
+# The daemon fuzzer drives a debug logd (overflow traps on) over its socket for FUZZ_SECONDS;
+# new crash inputs land in vectors/fuzz-daemon/ (adversarial/test_replay.py replays them).
+FUZZ_DAEMON_PYTHON ?= $(if $(wildcard .venv/bin/python3),.venv/bin/python3,python3)
+fuzz-daemon:
+	$(SWIFT) build --scratch-path .build-fuzz-daemon --product logd
+	$(FUZZ_DAEMON_PYTHON) adversarial/fuzz_daemon.py --logd .build-fuzz-daemon/debug/logd --seconds $(FUZZ_SECONDS)
 
 man:
 	bash packaging/man/generate.sh $(BIN_DIR)

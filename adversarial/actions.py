@@ -181,13 +181,15 @@ class Executor:
                 self.daemon.cleanup_proc()
                 raise DaemonDied("hang", "hang", "no answer to flush/status in %.0f s" % self.sync_timeout, err)
             raise self.daemon.death("exit")
-        except (OSError, ConnectionError):
-            time.sleep(0.05)
-            self.daemon.check()
-            raise
+        except (OSError, ConnectionError) as e:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # a trap: the backtracer runs before the exit
+                self.daemon.check()
+                time.sleep(0.05)
+            err = self.daemon.stderr()
+            self.daemon.cleanup_proc()
+            raise DaemonDied("unresponsive", "control-connection", "flush/status failed: %s" % e, err)
         self.daemon.check()
-        if "Fatal error" in self.daemon.stderr():
-            raise self.daemon.death("exit")
 
     def play(self, actions: List[Action]) -> None:
         for a in actions:

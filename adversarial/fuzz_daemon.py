@@ -475,6 +475,16 @@ def minimize(binary: str, units: List[List[Action]], site: str, budget_s: float,
 # ---------------------------------------------------------------------------------------------
 
 
+def backtrace_lines(stderr: str, n: int = 8) -> List[str]:
+    """The first frames of the crashed thread, for the regression file's header."""
+    m = re.search(r"^Thread \d+[^\n]*crashed:$", stderr, re.M)
+    if m is None:
+        tail = [ln for ln in stderr.splitlines() if ln.strip()][-n:]
+        return ["stderr: " + ln[:200] for ln in tail]
+    lines = [ln for ln in stderr[m.start():].splitlines() if ln.strip()][: n + 1]
+    return ["  " + ln.strip()[:200] for ln in lines]
+
+
 def known_sites(out_dir: Path) -> Dict[str, Path]:
     sites: Dict[str, Path] = {}
     if out_dir.is_dir():
@@ -576,7 +586,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sites[key] = path
         header = ["logd daemon fuzz regression (format: adversarial/actions.py)",
                   "site: %s" % key, "failure: %s: %s%s" % (e.kind, e.message, note),
-                  "found by adversarial/fuzz_daemon.py seed %d" % seed]
+                  "found by adversarial/fuzz_daemon.py seed %d" % seed] + backtrace_lines(e.stderr)
         text = render(acts, header)
         if not args.no_save:
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -213,7 +213,7 @@ class Logd:
         proc = self.proc
         if proc is not None:
             try:
-                proc.wait(30)  # the Swift backtracer symbolicates before the process exits
+                proc.wait(90)  # the Swift backtracer symbolicates before the process exits
             except subprocess.TimeoutExpired:
                 pass
         err = self.stderr()
@@ -228,9 +228,13 @@ class Logd:
             return DaemonDied(kind, "signal-%d" % -code, last, err)
         return DaemonDied(kind, "exit-%s" % code, last, err)
 
+    def trapped(self) -> bool:
+        err = self.stderr()
+        return "Fatal error" in err or "*** Signal" in err or "Program crashed" in err
+
     def check(self) -> None:
         """DaemonDied if logd has exited or printed a trap."""
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None or self.proc.poll() is not None or self.trapped():
             raise self.death("exit")
 
     # -- memory ------------------------------------------------------------------------------

@@ -195,7 +195,7 @@ def partial_frames(d: Logd, a: Attack, clients: int = 1000, before_hello: bool =
         s.close()
 
 
-def flush_flood(d: Logd, a: Attack, connections: int = 8, max_flushes: int = 20_000_000) -> None:
+def flush_flood(d: Logd, a: Attack, connections: int = 64, max_flushes: int = 20_000_000) -> None:
     """FLUSH barriers without end from producers that never read their FLUSH_DONE replies."""
     socks = [_producer_socket(d.socket, "flush-%d" % i) for i in range(connections)]
     block = memoryview(b"".join(wire.flush(i) for i in range(10_000)))
