@@ -51,7 +51,7 @@ struct Logd: ParsableCommand {
     func run() throws {
         let cfg: LogdConfig
         do { cfg = try effectiveConfig() } catch let e as ConfigError {
-            FileOutput.stderr("logd: \(e.message)\n")
+            FileOutput.stderr("logd: \(e.description)\n")
             throw ExitCode(2)
         }
         if printConfig {

@@ -296,4 +296,44 @@ extension DaemonTests {
         ok.waitUntilExit()
         #expect((try fm.attributesOfItem(atPath: mine)[.posixPermissions] as? Int) == 0o755)
     }
+
+    /// Runs logd with `arguments`; returns (exit status, stdout, stderr).
+    private func logd(_ arguments: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: DaemonHarness.tool("logd"))
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    @Test("config: anchors are refused, an error is one line whatever the value holds, --print-config loads back with control characters")
+    func configEdges() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        let anchors = try config(h, "socket: &a \"/tmp/x.sock\"\n")
+        let (s1, _, e1) = try logd(["--config", anchors])
+        #expect(s1 == 2 && e1.contains("anchors are not allowed"), "\(e1)")
+        let multi = try config(h, "max_connections: \"1\\n2\\n3\"\n")
+        let (s2, _, e2) = try logd(["--config", multi])
+        #expect(s2 == 2)
+        #expect(e2.split(separator: "\n").count == 1, "one line: \(e2)")
+        let control = try config(h, "data_root: \"/tmp/a\\x01b\\tc\"\n")
+        let (s3, printed, _) = try logd(["--config", control, "--print-config"])
+        #expect(s3 == 0)
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        load.arguments = ["python3", "-c", "import sys, yaml; d = yaml.safe_load(sys.stdin); assert d['data_root'] == '/tmp/a\\x01b\\tc', repr(d['data_root'])"]
+        let input = Pipe()
+        load.standardInput = input
+        try load.run()
+        input.fileHandleForWriting.write(Data(printed.utf8))
+        try input.fileHandleForWriting.close()
+        load.waitUntilExit()
+        #expect(load.terminationStatus == 0, "--print-config output loads back with PyYAML: \(printed)")
+    }
 }

@@ -84,6 +84,9 @@ struct YAMLScalarMap {
                 case YAML_STREAM_END_EVENT:
                     return entries
                 case YAML_MAPPING_START_EVENT:
+                    if event.data.mapping_start.anchor != nil {
+                        throw ConfigError(message: "\(at): anchors are not allowed in a config file")
+                    }
                     depth += 1
                     if depth > 1 {
                         let key = pendingKey?.key ?? "?"
@@ -98,6 +101,7 @@ struct YAMLScalarMap {
                     throw ConfigError(message: "\(at): aliases are not allowed in a config file")
                 case YAML_SCALAR_EVENT:
                     let s = event.data.scalar
+                    if s.anchor != nil { throw ConfigError(message: "\(at): anchors are not allowed in a config file") }
                     let value = String(decoding: UnsafeBufferPointer(start: s.value, count: Int(s.length)), as: UTF8.self)
                     if depth == 0 {
                         if value.isEmpty { continue }  // an empty document

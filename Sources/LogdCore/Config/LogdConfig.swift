@@ -176,7 +176,20 @@ public struct LogdConfig: Sendable, Equatable {
 public struct ConfigError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(message: String) { self.message = message }
-    public var description: String { message }
+    /// One line, whatever a value in the file held: control characters are escaped.
+    public var description: String {
+        var out = ""
+        for u in message.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where u.value < 0x20 || u.value == 0x7F: out += "\\x" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
 }
 
 extension String {
