@@ -491,3 +491,30 @@ def test_get_run_dir_is_the_run_directory(daemon, workdir):
     assert d == daemon.run_dir("where")
     assert prov4ml.get_artifacts_dir() == os.path.join(d, "artifacts")
     prov4ml.end_run()
+
+
+def test_3x_plot_example_in_a_script(daemon, tmp_path):
+    """yProv4ML's plot_example.py (no torch): log_source_code(), a file written by the script,
+    log_artifact("tmp", "tmp.png"); run as a script in its own directory, as a user runs it."""
+    script = tmp_path / "plot_example.py"
+    script.write_text(
+        "import sys\n"
+        "sys.path.insert(0, %r)\n"
+        "import logd as yprov4ml\n"
+        "yprov4ml.start_run(prov_user_namespace='www.example.org', experiment_name='plot_example',\n"
+        "                   provenance_save_dir='prov', collect_all_processes=False, disable_codecarbon=True,\n"
+        "                   socket=%r)\n"
+        "yprov4ml.log_source_code()\n"
+        "data = [1, 2, 3, 4, 5]\n"
+        "with open('tmp.png', 'wb') as f:\n"
+        "    f.write(bytes(data))\n"
+        "yprov4ml.log_artifact('tmp', 'tmp.png')\n"
+        "yprov4ml.end_run(create_graph=True, create_svg=True, crate_ro_crate=False)\n"
+        % (os.path.join(os.path.dirname(prov4ml.__file__), ".."), daemon.socket))
+    subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True, timeout=60)
+    d = daemon.run_dir("plot_example")
+    meta = load_yaml(os.path.join(d, "run.yaml"))
+    assert {(a["file_name"], a["role"]) for a in meta["artifacts"]} == {("plot_example.py", "input"), ("tmp.png", "output")}
+    with open(os.path.join(d, "artifacts", "tmp.png"), "rb") as f:
+        assert f.read() == bytes([1, 2, 3, 4, 5])
+    assert meta["status"] == "finished"
