@@ -361,10 +361,12 @@ def _name_and_object(run: Run, call: str, args: List[Any], kwargs: Dict[str, Any
             return None, a0, rest
         return a0, default_name, rest
     a1 = rest[0]
+    if _is_context(a1) or a1 is None:  # (object or name, context, ...): one of the two was left out
+        if isinstance(a0, str) and not _is_file(a0):
+            return None, a0, rest
+        return a0, default_name, rest
     if isinstance(a0, str) and not isinstance(a1, str):
         rest.pop(0)
-        if _is_file(a0) and a1 is None:
-            return a0, default_name, rest
         return a1, a0, rest  # 2.x / 3.x: (name, object)
     if not isinstance(a0, str) and isinstance(a1, str):
         rest.pop(0)
