@@ -453,11 +453,18 @@ def test_ddp_ranks_share_one_run_with_use_run_id(daemon, workdir):
             "import logd as prov4ml\n"
             "rank = int(sys.argv[1])\n"
             "prov4ml.start_run(experiment_name='ddp', rank=rank, collect_all_processes=True, use_run_id=7, socket=%r)\n"
+            "prov4ml.flush()\n"
+            "import os, time\n"
+            "open(os.path.join(sys.argv[2], str(rank)), 'w').close()\n"
+            "deadline = time.monotonic() + 60\n"  # a barrier: both ranks are in the run before either ends
+            "while len(os.listdir(sys.argv[2])) < 2 and time.monotonic() < deadline: time.sleep(0.01)\n"
             "prov4ml.log_param('rank_%%d' %% rank, rank)\n"
             "for e in range(3): prov4ml.log_metric('loss_r%%d' %% rank, 1.0 / (e + 1), prov4ml.Context.TRAINING, e)\n"
             "prov4ml.end_run()\n") % (src, daemon.socket)
     env = dict(os.environ, WORLD_SIZE="2")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(r)], env=env) for r in (0, 1)]
+    barrier = workdir / "barrier"
+    barrier.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(r), str(barrier)], env=env) for r in (0, 1)]
     assert [p.wait(60) for p in procs] == [0, 0]
     d = daemon.run_dir("ddp")
     assert {r["key"]: r["rank"] for r in metric_rows(d)} == {"loss_r0": "0", "loss_r1": "1"}
