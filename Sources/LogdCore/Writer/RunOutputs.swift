@@ -480,7 +480,10 @@ extension RunFiles {
 
     /// summary.yaml: per context, per key: count, first_step, last_step, last, min, max.
     func summaryYAML() -> [UInt8] {
-        var contexts: [(key: String, value: Value)] = []
+        // Keys are gathered per context in plain arrays and wrapped once at the end: building the
+        // map in place copied a context's whole key list for every key (O(K²) at 10,000 keys).
+        var contextNames: [String] = []
+        var keysByContext: [[(key: String, value: Value)]] = []
         var position: [String: Int] = [:]
         for s in summaries {
             let stats: Value = [
@@ -489,14 +492,15 @@ extension RunFiles {
                 "last": s.count == 0 ? .null : .double(s.last),
                 "min": s.min.isNaN ? .null : .double(s.min), "max": s.max.isNaN ? .null : .double(s.max),
             ]
-            if let i = position[s.context], case .map(var keys) = contexts[i].value {
-                keys.append((key: s.key, value: stats))
-                contexts[i].value = .map(keys)
+            if let i = position[s.context] {
+                keysByContext[i].append((key: s.key, value: stats))
             } else {
-                position[s.context] = contexts.count
-                contexts.append((key: s.context, value: .map([(key: s.key, value: stats)])))
+                position[s.context] = contextNames.count
+                contextNames.append(s.context)
+                keysByContext.append([(key: s.key, value: stats)])
             }
         }
+        let contexts = zip(contextNames, keysByContext).map { (key: $0.0, value: Value.map($0.1)) }
         let doc: Value = [
             "run_id": .string(runID),
             "metric_samples": .int(Int64(clamping: metricCount)),
