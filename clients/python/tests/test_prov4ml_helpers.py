@@ -35,9 +35,12 @@ class FakeTracker:
 
     started = 0
 
+    made = []
+
     def __init__(self, **kwargs):
         self.kwargs = kwargs
         self.n = 0
+        FakeTracker.made.append(kwargs)
 
     def start(self):
         FakeTracker.started += 1
@@ -226,3 +229,22 @@ def test_wrapper_modules_under_the_renamed_package():
     assert WeightDistributionTrackedModel is prov4ml.WeightDistributionTrackedModel
     assert ProvenanceTrackedFunction is prov4ml.ProvenanceTrackedFunction
     assert ProvenanceTrackedModel is prov4ml.ProvenanceTrackedModel
+
+
+def test_carbon_offline_with_a_country(daemon, monkeypatch):
+    class Offline(FakeTracker):
+        pass
+
+    fake = types.ModuleType("codecarbon")
+    fake.EmissionsTracker = FakeTracker
+    fake.OfflineEmissionsTracker = Offline
+    monkeypatch.setitem(sys.modules, "codecarbon", fake)
+    monkeypatch.setenv("LOGD_CARBON_COUNTRY", "ITA")
+    FakeTracker.made.clear()
+    run = prov4ml.start_run(experiment_name="offline", socket=daemon.socket)
+    prov4ml.log_carbon_metrics("training", 0)
+    assert run.errors == 0, run.last_error
+    tracker = run._prov4ml["carbon_tracker"]
+    assert type(tracker) is Offline and FakeTracker.made == [{"country_iso_code": "ITA", "save_to_file": False,
+                                                                "log_level": "error"}]
+    prov4ml.end_run()
