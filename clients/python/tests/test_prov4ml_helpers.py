@@ -62,7 +62,9 @@ def test_carbon_metrics_through_codecarbon(daemon, monkeypatch):
     for epoch in range(2):
         prov4ml.log_carbon_metrics(prov4ml.Context.TRAINING, step=epoch)
     assert run.errors == 0, run.last_error
+    tracker = run._prov4ml["carbon_tracker"]
     prov4ml.end_run()
+    assert tracker.n == 3 and "carbon_tracker" not in run._prov4ml  # stopped with the run
     rows = [r for r in metric_rows(daemon.run_dir("carbon"))]
     got = {(r["key"], r["step"]): float(r["value"]) for r in rows}
     assert {r["source"] for r in rows} == {"codecarbon"}

@@ -219,7 +219,15 @@ def end_run(*args: Any, **kwargs: Any) -> Optional[DeliveryReport]:
             timeout = float(args[1])
     with _lock:
         run, _current = _current, None
-    return run.finish(status, timeout) if run is not None else None
+    if run is None:
+        return None
+    tracker = getattr(run, "_prov4ml", {}).pop("carbon_tracker", None)
+    if tracker is not None:  # codecarbon measures on a thread of its own: stop it with the run
+        try:
+            tracker.stop()
+        except Exception:
+            pass
+    return run.finish(status, timeout)
 
 
 def log_provenance_documents(*args: Any, **kwargs: Any) -> Optional[DeliveryReport]:
