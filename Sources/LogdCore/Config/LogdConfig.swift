@@ -126,27 +126,30 @@ public struct LogdConfig: Sendable, Equatable {
         try require(["debug", "info", "warning", "error"].contains(logLevel), "log_level", "must be debug, info, warning or error")
     }
 
+    /// The body of a YAML double-quoted scalar: backslash, quote and every character YAML does not
+    /// allow raw (C0, DEL, C1, line and paragraph separators, BOM) escaped, so `--print-config`
+    /// loads back as the same strings whatever a path holds, and an error message stays one line.
+    static func escaped(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20 || u.value == 0x7F || (0x80..<0xA0).contains(u.value) || u.value == 0x2028 || u.value == 0x2029 || u.value == 0xFEFF:
+                let hex = String(u.value, radix: 16)
+                out += u.value <= 0xFF ? "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
+                    : "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+
     /// Every key with its current value, in the config file's own format (`logd --print-config`).
     public func rendered() -> String {
-        // YAML double-quoted scalars: backslash, quote and every control character escaped,
-        // so the output loads back as the same strings whatever a path holds.
-        func q(_ s: String) -> String {
-            var out = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\\": out += "\\\\"
-                case "\"": out += "\\\""
-                case "\n": out += "\\n"
-                case "\t": out += "\\t"
-                case _ where u.value < 0x20 || u.value == 0x7F || (0x80..<0xA0).contains(u.value) || u.value == 0x2028 || u.value == 0x2029 || u.value == 0xFEFF:
-                    let hex = String(u.value, radix: 16)
-                    out += u.value <= 0xFF ? "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
-                        : "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: out.unicodeScalars.append(u)
-                }
-            }
-            return out + "\""
-        }
+        func q(_ s: String) -> String { "\"" + LogdConfig.escaped(s) + "\"" }
         return """
             # logd effective configuration
             socket: \(q(socket))
@@ -177,19 +180,7 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(message: String) { self.message = message }
     /// One line, whatever a value in the file held: control characters are escaped.
-    public var description: String {
-        var out = ""
-        for u in message.unicodeScalars {
-            switch u {
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            case _ where u.value < 0x20 || u.value == 0x7F: out += "\\x" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out
-    }
+    public var description: String { LogdConfig.escaped(message) }
 }
 
 extension String {
