@@ -604,6 +604,10 @@ extension DaemonTests {
                 assert i == k + "//" + c and e["dcterms:identifier"] == here + "/metrics.csv" and (i, ctx[c]) in gen, e
                 assert e["prov:location"] == "metrics.csv" and int(e["yprov:file_size"]["$"]) > 0, e
             assert metrics[("training", "loss")][1]["yprov:source"] == "trainer"
+            loss = metrics[("training", "loss")][1]
+            assert loss["logd:count"]["$"] == "20" and loss["logd:firstStep"]["$"] == "0" and loss["logd:lastStep"]["$"] == "19", loss
+            assert loss["logd:last"] == {"$": "0.1", "type": "xsd:double"} and loss["logd:min"]["$"] == "0.1", loss
+            assert loss["logd:max"] == {"$": "2.0", "type": "xsd:double"}, loss
             assert metrics[("validation", "acc")][1]["yprov:source"] == "None"
             arts = {e["prov:label"]: (i, e) for i, e in ents.items() if typ(e) == "provml:Artifact"}
             tid, t = arts["train.csv"]

@@ -401,6 +401,13 @@ enum Provenance {
                     attrs.append((key: "logd:source", value: s.sources.count == 1 ? .string(s.sources[0]) : .list(s.sources.map(Value.string))))
                 }
                 attrs.append((key: "logd:segments", value: Provenance.long(Int64(run.metrics.rotated + 1))))
+                // The summary as of this rewrite (summary.yaml is rewritten more often).
+                attrs.append((key: "logd:count", value: Provenance.long(s.count)))
+                if s.firstStep != WireProtocol.noStep { attrs.append((key: "logd:firstStep", value: Provenance.long(s.firstStep))) }
+                if s.lastStep != WireProtocol.noStep { attrs.append((key: "logd:lastStep", value: Provenance.long(s.lastStep))) }
+                if s.count > 0 { attrs.append((key: "logd:last", value: Provenance.double(s.last))) }
+                if !s.min.isNaN { attrs.append((key: "logd:min", value: Provenance.double(s.min))) }
+                if !s.max.isNaN { attrs.append((key: "logd:max", value: Provenance.double(s.max))) }
                 attrs.append((key: "logd:summary", value: "summary.yaml"))
                 add("entity", id, attrs)
                 relate("wasGeneratedBy", [(key: "prov:entity", value: .string(id)), (key: "prov:activity", value: .string(act))])
