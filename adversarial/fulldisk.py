@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import MIB, DaemonDied, Logd, RawProducer, logd_binary, status  # noqa: E402
+from harness import MIB, DaemonDied, Logd, RawProducer, logd_binary, status, wire  # noqa: E402
 
 EXPERIMENT = "fulldisk"
 HEADER = "time,step,context,key,value,rank,source"
@@ -110,13 +110,15 @@ def check_files(root: str, producers: List[RawProducer], run_ids: List[str]) -> 
 
 
 def run(binary: str, size_mib: int = 20, free_mib: int = 3, producers: int = 4, full_seconds: float = 10.0,
-        grow: bool = False, recover_timeout: float = 90.0, cap: int = 200_000) -> Dict[str, Any]:
+        grow: bool = False, recover_timeout: float = 90.0, cap: int = 20_000,
+        flood_mib: int = 1024, queue_bytes: int = 4 * MIB) -> Dict[str, Any]:
     base = tempfile.mkdtemp(prefix="logd-full-")
     mnt = os.path.join(base, "fs")
     os.mkdir(mnt)
     mount_tmpfs(mnt, size_mib)
     r: Dict[str, Any] = {"size_mib": size_mib, "producers": producers}
-    d = Logd(binary, base, data_root=os.path.join(mnt, "runs"))
+    # A small writer queue: backpressure (logd stops reading) must come soon after the disk fills.
+    d = Logd(binary, base, data_root=os.path.join(mnt, "runs"), config={"writer_queue_bytes": queue_bytes})
     ps: List[RawProducer] = []
     try:
         filler = os.path.join(mnt, "filler")
@@ -153,18 +155,43 @@ def run(binary: str, size_mib: int = 20, free_mib: int = 3, producers: int = 4, 
             d.check()
         r["full_reached"] = time.monotonic() < deadline
         r["acked_when_full"] = sum(p.acked for p in ps)
-        # Full: the producers keep trying; memory must stay bounded.
+        # Full: the producers keep trying, and one more producer (its records are not checked)
+        # streams new records as fast as logd takes them; memory must stay bounded.
+        flood = RawProducer(d.socket, "flood", EXPERIMENT, "flood")
+        flood.connect()
+        frame = wire.metric(1, 1, time.time_ns(), 1.0)
+        chunk = frame * 2000
+        flooded = 0
         rss0 = d.memory()["VmRSS"]
+        rss_mid = None
         t0 = time.monotonic()
         while time.monotonic() - t0 < full_seconds:
+            if rss_mid is None and time.monotonic() - t0 >= full_seconds / 2:
+                rss_mid = d.memory()["VmRSS"]
             step(True)
+            if flooded < flood_mib * MIB and flood.sock is not None and flood.unsent < len(chunk):
+                flood._outbuf += chunk  # not held: these records are not part of the oracle
+                flooded += len(chunk)
+            flood.pump(0)
             d.check()
+        r["flood_bytes_taken"] = flooded - flood.unsent
         rss1 = d.memory()["VmRSS"]
-        r["rss_growth_per_s_while_full"] = (rss1 - rss0) / full_seconds
+        r["rss_growth_while_full"] = rss1 - rss0
+        r["rss_growth_per_s_second_half"] = (rss1 - (rss_mid or rss0)) / (full_seconds / 2)
         r["peak_rss"] = d.memory()["VmHWM"]
-        st = status(d.socket)
-        r["status_while_full"] = {"writer": st.get("writer"), "write_errors": st["totals"].get("write_errors"),
-                                  "disk_free_bytes": st.get("disk_free_bytes")}
+        try:
+            st = status(d.socket, timeout=10)
+            r["status_answered_while_full"] = True
+            r["backpressure_while_full"] = bool(st["writer"].get("backpressure"))
+            r["status_while_full"] = {"writer": st.get("writer"), "write_errors": st["totals"].get("write_errors"),
+                                      "disk_free_bytes": st.get("disk_free_bytes")}
+            r["write_errors_seen"] = st["totals"].get("write_errors", 0) > 0
+        except (OSError, ConnectionError) as e:
+            # logctl status must work exactly now: it is how an operator sees the condition.
+            r["status_answered_while_full"] = False
+            r["status_while_full"] = "no answer: %s" % e
+            r["backpressure_while_full"] = None
+            r["write_errors_seen"] = None
         r["acked_after_full_time"] = sum(p.acked for p in ps)
         # Space returns.
         if grow:
@@ -180,6 +207,7 @@ def run(binary: str, size_mib: int = 20, free_mib: int = 3, producers: int = 4, 
         r["resumed_by_itself"] = all(not p.held for p in ps)
         r["resume_seconds"] = time.monotonic() - t1
         r["unacked_left"] = sum(len(p.held) for p in ps)
+        flood.close()
         r["reconnects"] = reconnects
         r["acked_total"] = sum(p.acked for p in ps)
         r["errors_from_logd"] = [e for p in ps for e in p.errors][:5]
@@ -188,7 +216,7 @@ def run(binary: str, size_mib: int = 20, free_mib: int = 3, producers: int = 4, 
         code = d.stop()
         r["exit_code"] = code
         r.update(check_files(d.root, ps, run_ids))
-        r["ok"] = bool(r["full_reached"] and r["resumed_by_itself"] and r["torn_lines"] == 0 and r["duplicates"] == 0
+        r["ok"] = bool(r["full_reached"] and r["write_errors_seen"] and r["status_answered_while_full"] and r["resumed_by_itself"] and r["torn_lines"] == 0 and r["duplicates"] == 0
                        and r["missing_acked"] == 0 and code == 0 and r["peak_rss"] <= 256 * MIB)
         return r
     except DaemonDied as e:

@@ -103,10 +103,13 @@ class Attack:
 
 
 def _send_some(s: socket.socket, data: memoryview) -> int:
+    """Bytes sent (0 when the socket is full), or -1 once the daemon closed the connection."""
     try:
         return s.send(data)
     except (BlockingIOError, InterruptedError):
         return 0
+    except OSError:
+        return -1
 
 
 def _refused(s: socket.socket) -> bool:
@@ -149,6 +152,7 @@ def partial_frames(d: Logd, a: Attack, clients: int = 1000, before_hello: bool =
     frame = bytearray(struct.pack("<IBI", max_frame, wire.METRIC_BATCH, 37000)) + bytes(body_part - 4)
     socks: List[socket.socket] = []
     offsets: List[int] = []
+    closed = 0
     for i in range(clients):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -174,7 +178,10 @@ def partial_frames(d: Logd, a: Attack, clients: int = 1000, before_hello: bool =
                 done += 1
                 continue
             n = _send_some(s, view[offsets[i]:offsets[i] + (1 << 18)])
-            if n:
+            if n < 0:
+                offsets[i] = len(view)  # refused: the daemon closed this client
+                closed += 1
+            elif n:
                 offsets[i] += n
                 progressed = True
         if done == len(socks):
@@ -188,8 +195,9 @@ def partial_frames(d: Logd, a: Attack, clients: int = 1000, before_hello: bool =
             time.sleep(0.01)
     time.sleep(1)  # let the daemon read what is in its socket buffers
     a.result["clients"] = len(socks)
-    a.result["bytes_sent"] = sum(offsets)
-    a.result["clients_refused"] = sum(1 for s in socks if _refused(s))
+    a.result["bytes_sent"] = sum(offsets)  # counts refused clients as complete
+    a.result["clients_refused"] = max(closed, sum(1 for s in socks if _refused(s)))
+    a.result["refused"] = a.result["clients_refused"] > 0
     a.result["peak_rss"] = d.memory()["VmHWM"] if d.alive() else None
     for s in socks:
         s.close()
