@@ -182,10 +182,61 @@ def test_sigterm_is_killed_and_loses_nothing(daemon, tmp_path):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    assert proc.returncode == 128 + signal.SIGTERM
     rows, meta = one_run(daemon, "term")
     assert values(rows, "k") == list(range(N))
     assert meta["status"] == "killed"
+
+
+def test_sigterm_while_the_main_thread_can_never_run_a_handler(daemon, tmp_path):
+    # The main thread blocks SIGTERM and waits forever: a Python-level handler would never run
+    # (the kernel delivers the signal to another thread; the main thread is never woken).
+    proc = run_script(daemon, tmp_path, """
+        import signal, threading, logd
+        run = logd.Run(experiment="termblocked", name="t")
+        for i in range(%d):
+            run.log_metric("k", i, i)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        print("ready", flush=True)
+        threading.Event().wait()
+    """ % N, wait=False)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == 128 + signal.SIGTERM
+    rows, meta = one_run(daemon, "termblocked")
+    assert values(rows, "k") == list(range(N))
+    assert meta["status"] == "killed"
+
+
+def test_pools_of_silent_workers_terminate_promptly(daemon, tmp_path):
+    # Workers that never log keep SIGTERM's default action: Pool.terminate (a `with Pool` block's
+    # exit) can never leave one waiting for a handler, round after round.
+    rc, out, err = run_script(daemon, tmp_path, """
+        import multiprocessing as mp, logd
+        run = logd.Run(experiment="silentpool", name="s")
+
+        def square(x):
+            return x * x
+
+        if __name__ == "__main__":
+            ctx = mp.get_context("fork")
+            for i in range(40):
+                with ctx.Pool(2) as pool:
+                    assert pool.map(square, range(4)) == [0, 1, 4, 9]
+                run.log_metric("round", i, i)
+            print("done", flush=True)
+    """, timeout=300)
+    assert rc == 0 and out.strip() == "done", err
+    rows, meta = one_run(daemon, "silentpool")
+    assert values(rows, "round") == list(range(40)) and len(meta["producers"]) == 1
 
 
 def test_user_sigterm_handler_is_left_alone(daemon, tmp_path):

@@ -690,6 +690,7 @@ class Run:
         b.append(wire.run_start(start_time=_time_ns(), **self._start_fields), force=True)
         self._sender.start()
         _register_child_exit(self)
+        _install_sigterm()
 
 
 def _rejoin(run_id: str, experiment: str, name: str, socket: str, sink: str, tags: Sequence[str],
@@ -796,8 +797,13 @@ def _unregister(run: Run) -> None:
 
 
 def _live_runs() -> List[Run]:
-    with _runs_lock:
+    # Never waits long: a signal handler may call this while its own thread holds the lock.
+    if not _runs_lock.acquire(timeout=1.0):
         return list(_runs.values())
+    try:
+        return list(_runs.values())
+    finally:
+        _runs_lock.release()
 
 
 def exit_timeout() -> float:
@@ -891,37 +897,110 @@ def _reregister_child_exit(_token: Any) -> None:
 
 
 # SIGTERM (a scheduler's preemption, Pool.terminate, torchrun stopping its workers) would end
-# the process without atexit, losing what is still buffered. While the default action is in
-# place, logd turns it into SystemExit(128 + SIGTERM) in the main thread: finally blocks and
-# atexit run, every run ends as "killed". A handler of the user's own is never replaced; with
-# no run to save, the signal takes its default action as before.
+# the process at once, losing what is still buffered. While its action is the default, logd
+# installs a handler that does nothing itself and a wakeup descriptor (signal.set_wakeup_fd)
+# read by a thread of its own: on SIGTERM that thread ends every run of the process as "killed",
+# waits for delivery (at most LOGD_EXIT_TIMEOUT) and exits the process with status 143, as
+# promptly as the default action would and whatever the main thread is blocked in (a Python
+# handler alone would wait for the main thread, which a signal that lands just before a
+# blocking wait never wakes). A SIGTERM handler of the user's own is never replaced; a program
+# that uses the wakeup descriptor itself (asyncio) keeps the default action. Forked children
+# get the default action back until they log.
 
-_sigterm_installed = False
+_sigterm_pid = 0  # the process whose handler, pipe and thread are installed
+_sigterm_w = -1
+_sigterm_r = -1
 
 
 def _on_sigterm(signum, frame) -> None:
+    """The Python-level handler: the logd-signal thread does the work, unless someone replaced
+    the wakeup descriptor since (then it is done here, in the main thread)."""
     import signal as _signal
-    _signal.signal(signum, _signal.SIG_DFL)  # a second SIGTERM kills at once
-    if not any(r._pid == os.getpid() and not r._child_pending for r in _live_runs()):
-        os.kill(os.getpid(), signum)  # nothing to save: the default action, as if we were absent
+    if _sigterm_pid != os.getpid():  # a forked child before its at-fork hooks reset this
+        _signal.signal(signum, _signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
         return
+    try:
+        old = _signal.set_wakeup_fd(-1)
+        _signal.set_wakeup_fd(old, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        old = -2
+    if old == _sigterm_w:
+        return
+    _signal.signal(signum, _signal.SIG_DFL)
     _signalled.append(signum)
-    raise SystemExit(128 + signum)
+    _finish_all([r for r in _live_runs() if r._pid == os.getpid() and not r._child_pending])
+    os.kill(os.getpid(), signum)
+
+
+def _signal_thread(r: int) -> None:
+    import signal as _signal
+    while True:
+        try:
+            data = os.read(r, 64)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        if _signal.SIGTERM in data and _signal.getsignal(_signal.SIGTERM) is _on_sigterm \
+                and _sigterm_pid == os.getpid():
+            _signalled.append(_signal.SIGTERM)
+            try:
+                _finish_all([x for x in _live_runs() if x._pid == os.getpid() and not x._child_pending])
+            finally:
+                os._exit(128 + _signal.SIGTERM)
 
 
 def _install_sigterm() -> None:
-    global _sigterm_installed
-    if _sigterm_installed or os.environ.get("LOGD_HANDLE_SIGTERM", "1") == "0":
+    global _sigterm_pid, _sigterm_w, _sigterm_r
+    if _sigterm_pid == os.getpid() or os.environ.get("LOGD_HANDLE_SIGTERM", "1") == "0":
         return
     if threading.current_thread() is not threading.main_thread():
         return
     import signal as _signal
+    _sigterm_pid = os.getpid()  # decided once per process
     try:
-        if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
-            _signal.signal(_signal.SIGTERM, _on_sigterm)
-        _sigterm_installed = True
+        if _signal.getsignal(_signal.SIGTERM) != _signal.SIG_DFL:
+            return
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        old = _signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        if old != -1:  # the program's own wakeup descriptor (asyncio): leave SIGTERM alone
+            _signal.set_wakeup_fd(old)
+            os.close(r)
+            os.close(w)
+            return
+        _sigterm_w, _sigterm_r = w, r
+        _signal.signal(_signal.SIGTERM, _on_sigterm)
+        threading.Thread(target=_signal_thread, args=(r,), name="logd-signal", daemon=True).start()
     except (ValueError, OSError):  # not the main interpreter
         pass
+
+
+def _reset_sigterm_in_child() -> None:
+    """After fork: the default action back, and the parent's pipe closed (its thread is gone)."""
+    global _sigterm_pid, _sigterm_w, _sigterm_r
+    if _sigterm_w < 0:
+        _sigterm_pid = 0
+        return
+    import signal as _signal
+    try:
+        if _signal.getsignal(_signal.SIGTERM) is _on_sigterm:
+            _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+        old = _signal.set_wakeup_fd(-1)
+        if old != _sigterm_w:
+            _signal.set_wakeup_fd(old)  # not ours any more: leave it
+    except (ValueError, OSError):
+        pass
+    for fd in (_sigterm_w, _sigterm_r):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _sigterm_w = _sigterm_r = -1
+    _sigterm_pid = 0
 
 
 FORK_START_WAIT_S = 1.0
@@ -951,12 +1030,43 @@ def _wait_started(runs: Sequence[Run]) -> None:
                 b.cond.wait(min(left, 0.005))
 
 
+_fork_sigmask = None
+
+
+def _block_sigterm_for_fork() -> None:
+    """While logd's handler is installed, SIGTERM is blocked across fork(): one that reaches a
+    new child before its at-fork hooks have put the default action back would otherwise be
+    caught by the inherited handler and dropped by CPython's fork bookkeeping, leaving the
+    child alive. Unblocked in both processes once the default action is back in the child."""
+    global _fork_sigmask
+    _fork_sigmask = None
+    if _sigterm_w < 0 or _sigterm_pid != os.getpid():
+        return
+    import signal as _signal
+    try:
+        _fork_sigmask = _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGTERM})
+    except (AttributeError, OSError, ValueError):
+        _fork_sigmask = None
+
+
+def _restore_sigmask_after_fork() -> None:
+    global _fork_sigmask
+    mask, _fork_sigmask = _fork_sigmask, None
+    if mask is not None:
+        import signal as _signal
+        try:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+        except (OSError, ValueError):
+            pass
+
+
 def _before_fork() -> None:
     try:
         _wait_started(_live_runs())
     except Exception:
         pass
     _fork_gc_before()
+    _block_sigterm_for_fork()
     _runs_lock.acquire()
     for run in list(_runs.values()):
         run._buf.lock.acquire()
@@ -967,10 +1077,13 @@ def _after_fork_parent() -> None:
         run._buf.lock.release()
     _runs_lock.release()
     _fork_gc_after_parent()
+    _restore_sigmask_after_fork()
 
 
 def _after_fork_child() -> None:
     global _runs_lock, _child_finalizer_pid, _froze_for_fork
+    _reset_sigterm_in_child()  # first: the default action back, then SIGTERM unblocked
+    _restore_sigmask_after_fork()
     for run in list(_runs.values()):
         run._after_fork_in_child()  # replaces the (held) buffer lock with a fresh one
     _runs_lock = threading.Lock()
