@@ -231,7 +231,10 @@ def test_constructor_attributes_logdir_and_lifecycle(daemon, tmp_path):
 def test_hparams_trials_stay_apart(daemon):
     with logd.SummaryWriter("hp/a") as w:
         for i, lr in enumerate((0.1, 0.01)):
-            w.add_hparams({"lr": lr, "bn": True}, {"accuracy": i, "loss": 1 - i}, name="trial%d" % i)
+            if i == 0:  # tensorboardX's signature, name third
+                w.add_hparams({"lr": lr, "bn": True}, {"accuracy": i, "loss": 1 - i}, "trial0")
+            else:  # torch.utils.tensorboard's, run_name
+                w.add_hparams({"lr": lr, "bn": True}, {"accuracy": i, "loss": 1 - i}, run_name="trial1")
         w.add_hparams({"lr": 1.0}, {"accuracy": 5})  # no name: the time, as tensorboardX
     d = _dir(daemon, "hp")
     cfg = yaml.safe_load(read_text(os.path.join(d, "config.yaml")))["hparams"]

@@ -270,6 +270,8 @@ class SummaryWriter:
         try:
             if not isinstance(hparam_dict, dict) or not isinstance(metric_dict, dict):
                 raise TypeError("hparam_dict and metric_dict should be dictionary.")
+            if isinstance(hparam_domain_discrete, str):  # tensorboardX's third argument is the name
+                name, hparam_domain_discrete = hparam_domain_discrete, None
             trial = str(name or run_name or time.time())
             run.log_params({"hparams": {trial: dict(hparam_dict)}})
         except Exception as exc:
