@@ -86,6 +86,8 @@ class Attack:
         self.deadline = time.monotonic() + seconds
         self.result: Dict[str, Any] = {"refused": False, "stalled": False, "over_limit": False, "capped": False}
         self.last_check = 0.0
+        self.last_status = time.monotonic()
+        self.refused_at_start: Optional[int] = None
 
     def should_stop(self) -> bool:
         now = time.monotonic()
@@ -98,6 +100,18 @@ class Attack:
                 return True
             if self.d.memory()["VmRSS"] > self.stop_bytes:
                 self.result["over_limit"] = True
+                return True
+        if now - self.last_status > 2:
+            # Records refused and counted (the connection goes on) end the attack too.
+            self.last_status = now
+            try:
+                refused = status(self.d.socket, timeout=5)["totals"].get("records_refused", 0)
+            except (OSError, ConnectionError):
+                return False
+            if self.refused_at_start is None:
+                self.refused_at_start = refused
+            elif refused > self.refused_at_start + 10:
+                self.result["refused_counted"] = True
                 return True
         return False
 
@@ -336,6 +350,7 @@ def run_scenario(binary: str, name: str, bound_mib: int = DEFAULT_BOUND_MIB, sto
             st = status(d.socket)
             r["status_ok"] = st["pid"] == d.pid
             r["malformed_frames"] = st["totals"].get("malformed_frames")
+            r["records_refused"] = st["totals"].get("records_refused", 0)
         else:
             normal.stop_flag.set()
             r["death"] = str(d.death("exit"))
@@ -352,7 +367,9 @@ def describe(r: Dict[str, Any]) -> str:
     def mib(v: Any) -> str:
         return "%.0f MiB" % (v / MIB) if isinstance(v, int) else str(v)
 
-    how = [k for k in ("refused", "stalled", "over_limit", "capped") if r.get(k)]
+    how = [k for k in ("refused", "refused_counted", "stalled", "over_limit", "capped") if r.get(k)]
+    if r.get("records_refused"):
+        how.append("%d records refused (counted)" % r["records_refused"])
     sizes = {k: r[k] for k in ("clients", "clients_refused", "bytes_sent", "flushes_sent", "keys_sent",
                                "params_keys_sent") if k in r}
     return ("%-8s %s  peak RSS %s (bound %s, baseline %s)  ended by %s  %s  normal load %s/%s acked%s" % (

@@ -58,10 +58,12 @@ def test_flush_barrier_flood_from_clients_that_never_read(binary: str) -> None:
 def test_one_run_defining_keys_without_end(binary: str) -> None:
     r = run_scenario(binary, "keys", BOUND_MIB, seconds=120)
     check(r)
-    assert r["refused"] or r["stalled"], "the key flood was neither refused nor held back: %s" % describe(r)
+    assert r["refused"] or r["stalled"] or r["records_refused"], "the key flood was neither refused nor held back: %s" % describe(r)
 
 
 def test_params_without_end(binary: str) -> None:
     r = run_scenario(binary, "params", BOUND_MIB, seconds=120)
     check(r)
-    assert r["refused"] or r["stalled"], "the params flood was neither refused nor held back: %s" % describe(r)
+    # CONFIGURATION.md: past max_params_bytes_per_run later PARAMS are refused and counted, the
+    # connection goes on (no ERROR).
+    assert r["refused"] or r["stalled"] or r["records_refused"], "the params flood was neither refused nor held back: %s" % describe(r)
