@@ -106,6 +106,11 @@ class Sender:
         if t is None or not t.is_alive():
             self._close_pipe()
 
+    @property
+    def start_sent(self) -> bool:
+        """Whether this connection has written the session's RUN_START to logd's socket."""
+        return self.connected and self._run_started
+
     def stop_when_delivered(self, on_stopped: Optional[Callable[[], None]] = None) -> None:
         """Let the thread end by itself once every frame is acknowledged (or the process exits),
         then call ``on_stopped`` from it. For a run nobody will wait for."""

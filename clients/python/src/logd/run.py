@@ -1011,15 +1011,17 @@ def _wait_started(runs: Sequence[Run]) -> None:
     """A child's session must reach logd after its parent's: a child that starts and ends its
     session before logd has seen the parent's could otherwise end the run there, and the
     parent's RUN_START would open a second directory. So a fork made in the first moments of a
-    run waits (at most ``FORK_START_WAIT_S``) until logd has acknowledged the parent's RUN_START,
-    unless the sender has found logd absent. Later forks never wait."""
+    run waits (at most ``FORK_START_WAIT_S``) until the parent's RUN_START is on logd's socket:
+    the child's connection is accepted, and its frames read, only after that. Not for the
+    acknowledgement: logd acknowledges RUN_START once the run directory is durable, tens of
+    milliseconds later. It never waits once the sender has found logd absent, nor later."""
     deadline = None
     for run in runs:
         if run.sink != "daemon" or run._child_pending or run._closed or run._pid != os.getpid():
             continue
         b, sender = run._buf, run._sender
         with b.lock:
-            while b.acked < 1:
+            while b.acked < 1 and not sender.start_sent:
                 if sender.connect_failures > 0 and not sender.connected:
                     break  # logd is absent: nothing to wait for
                 if deadline is None:
@@ -1027,7 +1029,7 @@ def _wait_started(runs: Sequence[Run]) -> None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
-                b.cond.wait(min(left, 0.005))
+                b.cond.wait(min(left, 0.001))
 
 
 _fork_sigmask = None
