@@ -20,6 +20,10 @@ A script is text, one action per line; blank lines and lines starting with ``#``
 ``start``
     start the daemon again on the same socket and data root (start-up recovery runs).
     Any action that needs the daemon starts it if it is not running.
+``config HEX``
+    from now on start logd with ``--config FILE`` holding these bytes (empty: no config file).
+    The next start may refuse the file (exit 2 with a one-line message on stderr): then logd is
+    started without it. Any other exit, or a trap, is a crash.
 ``write GLOB HEX``
     replace the contents of every file under the data root matching ``GLOB`` (``fnmatch``-style,
     relative to the data root; a run directory's time stamp is written as ``*``) with these
@@ -58,6 +62,8 @@ def parse(text: str) -> List[Action]:
             actions.append((op, parts[1]))
         elif op in ("sync", "stop", "kill", "start") and len(parts) == 1:
             actions.append((op,))
+        elif op == "config" and len(parts) in (1, 2):
+            actions.append((op, parts[1] if len(parts) == 2 else ""))
         elif op == "write" and len(parts) in (2, 3):
             actions.append((op, parts[1], parts[2] if len(parts) == 3 else ""))
         else:
@@ -83,6 +89,7 @@ class Executor:
         os.close(fd)
         self.frames = 0
         self.bytes = 0
+        self.config_refusals = 0
 
     def close(self) -> None:
         self.drop_connections()
@@ -104,7 +111,15 @@ class Executor:
             if self.daemon.proc is not None:
                 raise self.daemon.death("exit")
             self.drop_connections()
-            self.daemon.start()
+            try:
+                self.daemon.start()
+            except DaemonDied as e:
+                lines = [ln for ln in e.stderr.splitlines() if ln.strip()]
+                if self.daemon.config_path is None or e.site != "exit-2" or len(lines) != 1:
+                    raise
+                self.config_refusals += 1  # a config error, reported on one line: fine
+                self.daemon.config_path = None
+                self.daemon.start()
 
     def _conn(self, cid: str) -> Optional[socket.socket]:
         s = self.conns.get(cid)
@@ -225,6 +240,14 @@ class Executor:
                 raise self.daemon.death("shutdown")
         elif op == "start":
             self.ensure_running()
+        elif op == "config":
+            if a[1]:
+                path = os.path.join(self.daemon.base, "fuzz.yaml")
+                with open(path, "wb") as f:
+                    f.write(bytes.fromhex(a[1]))
+                self.daemon.config_path = path
+            else:
+                self.daemon.config_path = None
         elif op == "write":
             pattern = os.path.join(self.daemon.root, a[1])
             for path in sorted(glob.glob(pattern)):

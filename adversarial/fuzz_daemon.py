@@ -339,6 +339,22 @@ class Gen:
             blob = blob[: self.r.randint(1, len(blob))]
         return [("send", c, bytes(blob).hex()), ("close", c)]
 
+    # -- config files ------------------------------------------------------------------------
+
+    CONFIG_INTS = ["max_frame_bytes", "writer_queue_bytes", "rotate_bytes", "keep_log_segments", "ack_interval_ms",
+                   "snapshot_interval_ms", "resume_grace_s", "max_connections"]
+
+    def config(self) -> bytes:
+        """A config file whose integers sit at, just inside or just past the edges of their ranges."""
+        edges = [0, 1, -1, 2, 4095, 4096, 10, 59999, 60000, 60001, 86400000, 2592000, 1 << 20, (1 << 20) + 1,
+                 1 << 26, (1 << 26) + 1, 1 << 40, (1 << 40) + 1, 1048576, 1048577, (1 << 31) - 1, (1 << 63) - 1,
+                 1 << 63, -(1 << 63)]
+        keys = self.r.sample(self.CONFIG_INTS, self.r.randint(1, 4))
+        lines = ["%s: %d" % (k, self.r.choice(edges)) for k in keys]
+        if self.chance(0.2):
+            lines.append(self.r.choice(["log_level: debug", "socket_group: \"\"", "x: 1", "rotate_bytes: 1_0", "a: &x 1"]))
+        return ("\n".join(lines) + "\n").encode()
+
     # -- poisoning what start-up reads -------------------------------------------------------
 
     def poison(self, root: str) -> List[Action]:
@@ -611,6 +627,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                         unit += gen.poison(daemon.root)
                         for a in unit[1:]:
                             ex.do(a)
+                    if rng.random() < 0.15:
+                        c = ("config", gen.config().hex())
+                        unit.append(c)
+                        ex.do(c)
+                    elif daemon.config_path is not None:
+                        unit.append(("config", ""))
+                        ex.do(("config", ""))
                     unit.append(("start",))
                     ex.do(("start",))
                     stats["restarts"] += 1
@@ -639,9 +662,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         daemon.cleanup()
     el = time.monotonic() - start
     stats["frames"] = ex.frames
-    print("fuzz-daemon: %d executions in %.0f s (%.1f/s), %d frames, %d restarts, %d crashes (%d hangs), "
-          "%d new crash sites, seed %d" % (stats["executions"], el, stats["executions"] / max(el, 1e-9), ex.frames,
-                                           stats["restarts"], stats["crashes"], stats["hangs"], stats["new_sites"], seed))
+    print("fuzz-daemon: %d executions in %.0f s (%.1f/s), %d frames, %d restarts (%d config files refused), "
+          "%d crashes (%d hangs), %d new crash sites, seed %d" % (
+              stats["executions"], el, stats["executions"] / max(el, 1e-9), ex.frames, stats["restarts"],
+              ex.config_refusals, stats["crashes"], stats["hangs"], stats["new_sites"], seed))
     for key, msg, path in found:
         print("  %s  %s  %s" % (key, msg, path))
     return 1 if stats["crashes"] else 0
