@@ -1,11 +1,13 @@
 // swift-tools-version:6.0
 // logd: a local run-logging daemon and a lightweight SDK for people who train models.
 //
-// The module graph is the architecture:
+// The module graph is the architecture (docs/ARCHITECTURE.md draws it):
 //   CLibUV, CYAML  — system libraries (apt: libuv1-dev, libyaml-dev), found by pkg-config
 //   Wire           — the binary protocol: pure Swift, no I/O, no Foundation
 //   LogSDK         — linked into training processes: Wire + Glibc only, never libuv or libyaml
-//   LogdCore       — the daemon's logic (loop, writer, run directories), importable by tests
+//   LogdSystem     — libc helpers both sides of the disk share: errors, files, locks, time, paths
+//   LogdRead       — reading run directories and the control client (logctl's world; no libuv)
+//   LogdCore       — the daemon (loop, writer, recovery): the only target that imports CLibUV
 //   logd, logctl   — thin executables
 import PackageDescription
 
@@ -46,8 +48,10 @@ let package = Package(
             name: "logd-demo",
             dependencies: ["LogSDK", "LogSDKLogging", "Wire", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "LogdSystem"),
+        .target(name: "LogdRead", dependencies: ["Wire", "CYAML", "LogdSystem"]),
         .target(
-            name: "LogdCore", dependencies: ["Wire", "CLibUV", "CYAML"],
+            name: "LogdCore", dependencies: ["Wire", "CLibUV", "CYAML", "LogdSystem"],
             // Profiling (callgrind) showed ~20% of the daemon's instructions in dynamic
             // exclusivity checks on class properties; release builds skip them. Debug keeps them.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -58,25 +62,25 @@ let package = Package(
         ),
         .executableTarget(
             name: "logctl",
-            dependencies: ["LogdCore", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LogdRead", "LogdSystem", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // A raw Wire client that logs a known pattern and resends after reconnects (tests, benchmarks).
         .executableTarget(
             name: "wire-producer",
-            dependencies: ["LogdCore", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LogdRead", "LogdSystem", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Counts heap allocations in the benchmark process (interposes malloc and friends).
         .target(name: "CAllocCounter"),
         // The benchmark (docs/PERFORMANCE.md): run it in release mode, `make bench`.
         .executableTarget(
-            name: "logd-bench", dependencies: ["LogSDK", "LogdCore", "Wire", "CAllocCounter"],
+            name: "logd-bench", dependencies: ["LogSDK", "LogdCore", "LogdRead", "LogdSystem", "Wire", "CAllocCounter"],
             swiftSettings: [.swiftLanguageMode(.v5)]  // a top-level script: globals on one thread
         ),
         // libFuzzer target for the decoder; a normal build replays files (see its main.swift).
         .executableTarget(name: "wire-fuzz", dependencies: ["Wire"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "LogSDKTests", dependencies: ["LogSDK", "LogSDKLogging", "Wire"]),
-        .testTarget(name: "LogdCoreTests", dependencies: ["LogdCore", "LogSDK", "Wire"]),
+        .testTarget(name: "LogdCoreTests", dependencies: ["LogdCore", "LogdRead", "LogdSystem", "LogSDK", "Wire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
-import LogdCore
+import LogdRead
+import LogdSystem
 import Wire
 
 #if canImport(Glibc)
@@ -51,7 +52,7 @@ struct DataRootOptions: ParsableArguments {
     )
     var dataRoot: String?
 
-    var path: String { dataRoot ?? LogdConfig.defaultDataRoot(LogdConfig.processEnvironment()) }
+    var path: String { dataRoot ?? DefaultPaths.dataRoot(DefaultPaths.environment()) }
 
     /// The run `name` names (run id, id prefix, or folder), or exit 4 with one line.
     func run(_ name: String) throws -> RunDirectory {
@@ -84,7 +85,7 @@ struct DaemonOptions: ParsableArguments {
     @Option(name: .long, help: "logd's socket (default: $LOGD_SOCKET, else $XDG_RUNTIME_DIR/logd/logd.sock, else /tmp/logd-<uid>/logd.sock).")
     var socket: String?
 
-    var path: String { socket ?? LogdConfig.defaultSocket(LogdConfig.processEnvironment()) }
+    var path: String { socket ?? DefaultPaths.socket(DefaultPaths.environment()) }
 
     /// Connects, or exits 3 with one line saying which socket was tried and how to start logd.
     func connect() throws -> ControlClient {

@@ -1,5 +1,6 @@
 import ArgumentParser
-import LogdCore
+import LogdRead
+import LogdSystem
 import Wire
 
 struct Status: ParsableCommand {

@@ -15,6 +15,8 @@ import Wire
 #if canImport(Glibc)
     import Glibc
 #endif
+import LogdSystem
+import LogdRead
 
 // MARK: small helpers
 

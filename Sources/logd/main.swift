@@ -6,6 +6,8 @@ import LogdCore
 #if canImport(Glibc)
     import Glibc
 #endif
+import LogdSystem
+import LogdRead
 
 struct Logd: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -6,7 +6,8 @@
 // Pattern: key `m<k>` (k = i mod --keys) in context `training`, step i, value i, for
 // i in 0..<--metrics; log line j says "rank <r> line <j>". Exit 0 once everything is durable.
 import ArgumentParser
-import LogdCore
+import LogdRead
+import LogdSystem
 import Wire
 
 #if canImport(Glibc)
@@ -15,7 +16,7 @@ import Wire
 
 struct Producer: ParsableCommand {
     @Option(help: "logd's socket (default: as logd resolves it).")
-    var socket: String = LogdConfig.defaultSocket(LogdConfig.processEnvironment())
+    var socket: String = DefaultPaths.socket(DefaultPaths.environment())
     @Option var runID: String
     @Option var experiment = "test"
     @Option var name = "run"

@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 /// Starts the real `logd` binary on a socket in a fresh temporary directory, and cleans up:
 /// every process it starts is stopped, and the directory is removed, in `shutdown()`.

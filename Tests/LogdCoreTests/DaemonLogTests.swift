@@ -1,6 +1,8 @@
 import Foundation
 import LogdCore
 import Testing
+import LogdRead
+import LogdSystem
 
 /// logd's own messages under systemd (issue 19): where stderr is the journal (`JOURNAL_STREAM`
 /// names it), each line starts with a `<N>` syslog priority and carries no `logd[pid]`; elsewhere

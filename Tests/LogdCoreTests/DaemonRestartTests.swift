@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 extension DaemonTests {
     /// Four producers log while the daemon is stopped by `signal` and started again; the

@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 /// Raw socket helpers for sending hostile bytes.
 func rawConnect(_ path: String) throws -> WireSocket { try WireSocket(path: path) }

@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 /// Integration tests with the real `logd` binary on a socket in a temporary directory.
 /// Serialized: each starts its own daemon and many processes on a 2-core machine.

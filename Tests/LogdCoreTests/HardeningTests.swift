@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 /// What a hostile client, a poisoned data root, a full disk or a crash at a named moment must
 /// not do to logd (issue: hardening). Every test uses the real daemon binary.

@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 /// logctl against real runs: logd-demo and wire-producer write them through the real daemon,
 /// then the `logctl` binary reads them back (runs, show, compare, tail) from the files alone.

@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 // Packaging (issue 7): socket activation, Type=notify, the .deb, and the systemd units.
 // A check that cannot run here fails with what to install (scripts/install-deps.sh installs it).

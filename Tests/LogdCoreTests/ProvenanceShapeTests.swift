@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 /// prov.json in yProv4ML's shape (docs/RUN_OUTPUTS.md, "prov.json"): DDP ranks of one run in one
 /// document, and a size that does not grow with the number of metric samples.

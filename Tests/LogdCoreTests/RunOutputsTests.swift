@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 /// Run outputs with the real daemon: config.yaml, config_tree.txt, summary.yaml, prov.json,
 /// copied artifacts, model versions, datasets (docs/RUN_OUTPUTS.md).

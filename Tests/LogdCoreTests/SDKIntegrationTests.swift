@@ -3,6 +3,8 @@ import LogSDK
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 /// LogSDK against the real daemon: the SDK runs in this test process, logd in its own.
 extension DaemonTests {

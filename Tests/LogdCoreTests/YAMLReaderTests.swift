@@ -2,6 +2,8 @@ import Foundation
 import LogdCore
 import Testing
 import Wire
+import LogdRead
+import LogdSystem
 
 /// The reading side without a daemon: YAMLReader, run lookup, metrics.csv, segment following.
 @Suite("reading runs")

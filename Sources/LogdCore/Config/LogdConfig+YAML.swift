@@ -1,4 +1,5 @@
 import CYAML
+import LogdSystem
 
 extension LogdConfig {
     /// Applies a YAML config file's keys over `self`. The file is one mapping of scalars;

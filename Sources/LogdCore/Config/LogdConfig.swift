@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import LogdSystem
 
 /// logd's configuration: a value with working defaults, so `logd` runs without a config file.
 ///
@@ -73,32 +74,12 @@ public struct LogdConfig: Sendable, Equatable {
     }
 
     /// `$LOGD_SOCKET`, else `$XDG_RUNTIME_DIR/logd/logd.sock`, else `/tmp/logd-<uid>/logd.sock`.
-    public static func defaultSocket(_ env: [String: String]) -> String {
-        if let s = env["LOGD_SOCKET"], !s.isEmpty { return s }
-        if let runtime = env["XDG_RUNTIME_DIR"], !runtime.isEmpty { return runtime + "/logd/logd.sock" }
-        return "/tmp/logd-\(getuid())/logd.sock"
-    }
+    public static func defaultSocket(_ env: [String: String]) -> String { DefaultPaths.socket(env) }
 
-    /// `$LOGD_DATA_ROOT`, else `$XDG_DATA_HOME/logd/runs`, else `~/.local/share/logd/runs`.
-    public static func defaultDataRoot(_ env: [String: String]) -> String {
-        if let s = env["LOGD_DATA_ROOT"], !s.isEmpty { return s }
-        if let xdg = env["XDG_DATA_HOME"], !xdg.isEmpty { return xdg + "/logd/runs" }
-        let home = env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        return home + "/.local/share/logd/runs"
-    }
+    public static func defaultDataRoot(_ env: [String: String]) -> String { DefaultPaths.dataRoot(env) }
 
-    public static func processEnvironment() -> [String: String] {
-        var env: [String: String] = [:]
-        var p = environ
-        while let entry = p.pointee {
-            let s = String(cString: entry)
-            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-            p += 1
-        }
-        return env
-    }
+    public static func processEnvironment() -> [String: String] { DefaultPaths.environment() }
 
-    /// Checks values that would make the daemon misbehave; the message names the key.
     public func validate() throws(ConfigError) {
         func require(_ ok: Bool, _ key: String, _ why: String) throws(ConfigError) {
             if !ok { throw ConfigError(message: "\(key): \(why)") }

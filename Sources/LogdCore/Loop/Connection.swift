@@ -3,6 +3,7 @@
 #endif
 import CLibUV
 import Wire
+import LogdSystem
 
 /// One client connection. Loop-confined: every property is read and written on the loop thread.
 ///

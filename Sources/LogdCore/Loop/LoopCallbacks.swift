@@ -1,4 +1,5 @@
 import CLibUV
+import LogdSystem
 
 // Every @convention(c) callback of the daemon lives here. Each recovers its owner from the
 // handle's `data` pointer and calls one Swift method. Connection handles hold a retained

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Wire
+import LogdSystem
 
 /// The control verbs (docs/CONTROL_PROTOCOL.md). Loop-confined: status is built from the loop's
 /// own counters and the writer's thread-safe stats, with no file I/O.

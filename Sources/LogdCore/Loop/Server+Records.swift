@@ -1,4 +1,5 @@
 import Wire
+import LogdSystem
 
 extension Record {
     /// A copy-mode ARTIFACT or MODEL_VERSION: it travels with one SCM_RIGHTS descriptor.

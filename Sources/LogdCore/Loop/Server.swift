@@ -3,6 +3,7 @@
 #endif
 import CLibUV
 import Wire
+import LogdSystem
 
 /// The daemon's event loop: accepts clients on the Unix socket, reads into bounded
 /// per-connection buffers, decodes with Wire, routes records to runs and hands them to the

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import LogdSystem
 
 /// Creates the listening Unix socket safely.
 ///
@@ -95,14 +96,8 @@ enum SocketListener {
     }
 
     static func address(_ path: String) throws(StartupError) -> sockaddr_un {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            throw StartupError(description: "socket path too long (\(bytes.count) bytes, limit 107): \(path)")
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
+        guard let addr = UnixAddress.make(path) else {
+            throw StartupError(description: "socket path too long (\(path.utf8.count) bytes, limit 107): \(path)")
         }
         return addr
     }

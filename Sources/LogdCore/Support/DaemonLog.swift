@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import LogdSystem
 
 /// logd's own messages on stderr: one line each, concise, and rate-limited where a client could
 /// make them flood (at most one line per key per window, with a count of what was suppressed).

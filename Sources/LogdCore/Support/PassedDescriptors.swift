@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import CLibUV  // the socket flag constants (MSG_*) as glibc's <sys/socket.h> declares them with _GNU_SOURCE
+import LogdSystem
 
 /// A file descriptor a client passed with SCM_RIGHTS, owned by exactly one holder at a time:
 /// whoever drops the last reference without `take()`-ing it closes it. So a descriptor never

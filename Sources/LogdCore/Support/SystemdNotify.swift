@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import CLibUV  // the socket flag constants (MSG_*) as glibc's <sys/socket.h> declares them with _GNU_SOURCE
+import LogdSystem
 
 /// systemd's `Type=notify` protocol without libsystemd: one datagram of `KEY=VALUE` lines to the
 /// AF_UNIX SOCK_DGRAM socket named by `$NOTIFY_SOCKET` (a path, or an abstract name when it starts

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Wire
+import LogdSystem
 
 /// Copies copy-mode artifacts and model versions into run directories on a thread of its own,
 /// off the metric path: a 1 GiB checkpoint never stalls the writer. Owned by the writer, which

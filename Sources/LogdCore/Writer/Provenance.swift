@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Wire
+import LogdSystem
 
 /// prov.json: a run as a W3C PROV-JSON document in yProv4ML's shape, so yProv4ML's own readers
 /// (`yprov4ml.utils.getters`: `list_metrics`, `list_metric_paths`, `get_parameter`,

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import LogdSystem
 
 /// An append-only text file that rotates by size: `main.log` is always the live segment, and
 /// rotation renames it to the next numbered segment (`main.000001.log`, `main.000002.log`, …)

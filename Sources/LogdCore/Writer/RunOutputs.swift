@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Wire
+import LogdSystem
 
 // A run's outputs beyond its logs and metric rows: per-key summaries, artifacts, model versions
 // and datasets — what summary.yaml, prov.json, run.yaml and models/<name>/model.yaml show, and

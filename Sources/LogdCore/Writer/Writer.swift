@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Wire
+import LogdSystem
 
 /// The writer thread: owns every file under the data root. Items arrive from the loop through
 /// a bounded queue (`enqueue`); events go back through `post` (the loop's async door).
@@ -366,8 +367,8 @@ final class Writer: @unchecked Sendable {
             join(runIndex, producer, &events)
         case .defineKey(let keyIndex, let runIndex, let key, let rank):
             keys[keyIndex] = KeyInfo(
-                run: runIndex, middle: csvField(key.context) + [0x2C] + csvField(key.key) + [0x2C],
-                tail: [0x2C] + Array(String(rank).utf8) + [0x2C] + csvField(key.source) + [0x0A],
+                run: runIndex, middle: CSV.fieldBytes(key.context) + [0x2C] + CSV.fieldBytes(key.key) + [0x2C],
+                tail: [0x2C] + Array(String(rank).utf8) + [0x2C] + CSV.fieldBytes(key.source) + [0x0A],
                 summary: runs[runIndex]?.summarySlot(context: key.context, key: key.key, source: key.source) ?? -1)
         case .params(let runIndex, let value):
             guard let run = runs[runIndex] else { return }
@@ -705,19 +706,6 @@ final class Writer: @unchecked Sendable {
             return
         }
         out.append(contentsOf: d.description.utf8)
-    }
-
-    private func csvField(_ s: String) -> [UInt8] {
-        let needsQuotes = s.utf8.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
-            || s.utf8.first == 0x20 || s.utf8.last == 0x20
-        guard needsQuotes else { return Array(s.utf8) }
-        var out: [UInt8] = [0x22]
-        for b in s.utf8 {
-            if b == 0x22 { out.append(0x22) }
-            out.append(b)
-        }
-        out.append(0x22)
-        return out
     }
 
     // MARK: durability

@@ -1,4 +1,5 @@
 import Wire
+import LogdSystem
 
 /// What the loop knows of a producer when it joins a run.
 public struct ProducerInfo: Sendable {

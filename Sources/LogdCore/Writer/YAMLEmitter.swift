@@ -1,5 +1,6 @@
 import CYAML
 import Wire
+import LogdSystem
 
 /// Renders value trees as YAML with libyaml's emitter, so that `yaml.safe_load` gives back
 /// exactly the tree: strings are quoted unless they are plain words no resolver reads as

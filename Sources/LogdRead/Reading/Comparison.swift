@@ -1,4 +1,5 @@
 import Wire
+import LogdSystem
 
 /// `logctl compare`: one row per run of an experiment, a column for every param that differs
 /// between the runs (config.yaml flattened to dotted keys) and for the chosen metrics.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import LogdSystem
 
 /// Reads a rotating file of a run — `main.log` or `metrics.csv` with its numbered segments —
 /// as one stream of whole lines, oldest segment first, and follows it across rotations.

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Wire
+import LogdSystem
 
 /// Text forms shared by logctl's reading commands: aligned tables, GitHub markdown, CSV,
 /// numbers, durations, and config trees flattened to dotted keys.
@@ -52,15 +53,7 @@ public enum TextFormat {
         ([header] + rows).map { $0.map(csvField).joined(separator: ",") + "\n" }.joined()
     }
 
-    public static func csvField(_ s: String) -> String {
-        let needs =
-            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\r" || $0 == "\n" || $0 == "\r\n" })
-            || s.hasPrefix(" ") || s.hasSuffix(" ")
-        guard needs else { return s }
-        var out = "\""
-        for ch in s { out += ch == "\"" ? "\"\"" : String(ch) }
-        return out + "\""
-    }
+    public static func csvField(_ s: String) -> String { CSV.field(s) }
 
     /// Six significant digits (`%.6g`), `nan`, `inf`, `-inf`: for tables people read.
     public static func compact(_ d: Double) -> String {

@@ -4,11 +4,11 @@
 
 /// A pthread mutex with a condition variable. Thread-safe by construction; the pointers are
 /// allocated once and never move (no Swift exclusivity checks on C state).
-final class ConditionLock: @unchecked Sendable {
+package final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    package init() {
         pthread_mutex_init(mutex, nil)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
@@ -24,31 +24,31 @@ final class ConditionLock: @unchecked Sendable {
         cond.deallocate()
     }
 
-    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
-    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
+    @inline(__always) package func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always) package func unlock() { pthread_mutex_unlock(mutex) }
 
-    @inline(__always) func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    @inline(__always) package func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
 
-    func signal() { pthread_cond_signal(cond) }
-    func broadcast() { pthread_cond_broadcast(cond) }
+    package func signal() { pthread_cond_signal(cond) }
+    package func broadcast() { pthread_cond_broadcast(cond) }
 
     /// Waits (lock held) until signalled or until the monotonic clock reaches `deadlineNanos`.
-    func wait(untilMonotonic deadlineNanos: Int64) {
+    package func wait(untilMonotonic deadlineNanos: Int64) {
         var ts = timespec(tv_sec: Int(deadlineNanos / 1_000_000_000), tv_nsec: Int(deadlineNanos % 1_000_000_000))
         pthread_cond_timedwait(cond, mutex, &ts)
     }
 }
 
 /// Starts a detached-by-join thread running `body`.
-final class NativeThread: @unchecked Sendable {
+package final class NativeThread: @unchecked Sendable {
     private var thread = pthread_t()
     private let body: () -> Void
 
-    init(name: String, _ body: @escaping () -> Void) {
+    package init(name: String, _ body: @escaping () -> Void) {
         self.body = body
         let unmanaged = Unmanaged.passRetained(self)
         let rc = pthread_create(&thread, nil, { arg in
@@ -60,5 +60,5 @@ final class NativeThread: @unchecked Sendable {
         _ = name  // thread names need pthread_setname_np, which Glibc's module map does not export
     }
 
-    func join() { pthread_join(thread, nil) }
+    package func join() { pthread_join(thread, nil) }
 }

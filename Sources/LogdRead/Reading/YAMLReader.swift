@@ -1,5 +1,6 @@
 import CYAML
 import Wire
+import LogdSystem
 
 /// Loads YAML documents (run.yaml, config.yaml, summary.yaml, or any YAML a person wrote) into
 /// value trees with libyaml's parser, resolving scalars the way PyYAML's `yaml.safe_load` does

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import LogdSystem
 
 /// Small file-system helpers for the reading side (logctl): plain paths, no Foundation.
 public enum FS {

@@ -4,14 +4,16 @@
 
 /// Formats nanosecond timestamps as ISO-8601 UTC with milliseconds (`2026-11-22T22:40:01.123Z`),
 /// caching the part up to the second: the writer formats millions of these.
-struct ISOTimeFormatter {
+package struct ISOTimeFormatter {
     private var cachedSecond: Int64 = .min
     private var cachedPrefix: [UInt8] = []
+
+    package init() {}
 
     /// Appends the formatted time to `out`.
     /// Total over every `Int64`: any time a client sends formats without trapping (times
     /// before 1970 are floored to their second; years outside gmtime's range print as 0000).
-    mutating func append(_ nanos: Int64, to out: inout [UInt8]) {
+    package mutating func append(_ nanos: Int64, to out: inout [UInt8]) {
         let (q, r) = nanos.quotientAndRemainder(dividingBy: 1_000_000_000)
         // Floor division: q - 1 cannot overflow (|q| ≤ Int64.max / 10⁹).
         let second = r < 0 ? q - 1 : q
@@ -29,7 +31,7 @@ struct ISOTimeFormatter {
         out.append(0x5A)
     }
 
-    static func secondText(_ second: Int64) -> String {
+    package static func secondText(_ second: Int64) -> String {
         var t = time_t(second)
         var tm = tm()
         if gmtime_r(&t, &tm) == nil { tm = Glibc.tm() }
@@ -48,7 +50,7 @@ struct ISOTimeFormatter {
     }
 
     /// The whole ISO-8601 text of one timestamp.
-    static func string(_ nanos: Int64) -> String {
+    package static func string(_ nanos: Int64) -> String {
         var f = ISOTimeFormatter()
         var out: [UInt8] = []
         f.append(nanos, to: &out)
@@ -56,7 +58,7 @@ struct ISOTimeFormatter {
     }
 
     /// `YYYY-MM-DD_HH-MM-SS` in local time: the prefix of run directory names.
-    static func directoryStamp(_ nanos: Int64) -> String {
+    package static func directoryStamp(_ nanos: Int64) -> String {
         var t = time_t(nanos / 1_000_000_000)
         var tm = tm()
         if localtime_r(&t, &tm) == nil { tm = Glibc.tm() }

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Wire
+import LogdSystem
 
 /// One run directory on disk, `<data root>/<experiment>/<YYYY-MM-DD_HH-MM-SS>_<name>[_N]/`,
 /// as tools read it: from the files alone, no daemon needed (docs/ON_DISK_FORMAT.md).

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Wire
+import LogdSystem
 
 /// A metric's identity in a run: (context, key).
 public struct MetricID: Hashable, Comparable, Sendable, CustomStringConvertible {

@@ -21,9 +21,9 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-enum Posix {
+package enum Posix {
     /// Writes all of `bytes` to `fd`, retrying on EINTR and short writes.
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
         var offset = 0
         while offset < bytes.count {
             let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
@@ -35,24 +35,24 @@ enum Posix {
         }
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
+    package static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
         let r = bytes.withUnsafeBytes { raw in Result { () throws(SystemError) in try writeAll(fd, raw) } }
         try r.get()
     }
 
-    static func fsyncOrThrow(_ fd: Int32) throws(SystemError) {
+    package static func fsyncOrThrow(_ fd: Int32) throws(SystemError) {
         if fsync(fd) != 0 { throw SystemError("fsync") }
     }
 
     /// Opens a directory below `dirfd` without following a symlink at the last component.
-    static func openDirectory(_ dirfd: Int32, _ name: String) throws(SystemError) -> Int32 {
+    package static func openDirectory(_ dirfd: Int32, _ name: String) throws(SystemError) -> Int32 {
         let fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 { throw SystemError("open", path: name) }
         return fd
     }
 
     /// Opens `a/b/…` below `dirfd` one component at a time, following no symlink.
-    static func openPath(_ dirfd: Int32, _ path: String) throws(SystemError) -> Int32 {
+    package static func openPath(_ dirfd: Int32, _ path: String) throws(SystemError) -> Int32 {
         var fd = dirfd
         for part in path.split(separator: "/") {
             let next: Int32
@@ -68,13 +68,13 @@ enum Posix {
 
     /// Creates (if missing) and opens a directory below `dirfd`; never follows a symlink.
     /// The default mode leaves the choice to the umask (logd sets it from run_directory_mode).
-    static func makeDirectory(_ dirfd: Int32, _ name: String, mode: mode_t = 0o777) throws(SystemError) -> Int32 {
+    package static func makeDirectory(_ dirfd: Int32, _ name: String, mode: mode_t = 0o777) throws(SystemError) -> Int32 {
         if mkdirat(dirfd, name, mode) != 0, errno != EEXIST { throw SystemError("mkdir", path: name) }
         return try openDirectory(dirfd, name)
     }
 
     /// `mkdir -p` for an absolute or relative path given by the operator (config), not a client.
-    static func makeDirectories(_ path: String, mode: mode_t = 0o777) throws(SystemError) {
+    package static func makeDirectories(_ path: String, mode: mode_t = 0o777) throws(SystemError) {
         var current = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             current += "/" + part
@@ -84,7 +84,7 @@ enum Posix {
 
     /// Reads a whole small file below `dirfd` (no symlinks followed); nil if it does not exist.
     /// Files longer than `limit` are refused (EFBIG): what a restart reads is bounded.
-    static func readFile(_ dirfd: Int32, _ name: String, limit: Int = 1 << 30) throws(SystemError) -> [UInt8]? {
+    package static func readFile(_ dirfd: Int32, _ name: String, limit: Int = 1 << 30) throws(SystemError) -> [UInt8]? {
         let fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
@@ -108,7 +108,7 @@ enum Posix {
 
     /// Replaces `name` in `dirfd` atomically: temp file, fsync, rename, directory fsync.
     /// A crash leaves the old file or the new one, never half of one.
-    static func replaceFile(_ dirfd: Int32, _ name: String, _ bytes: [UInt8], sync: Bool = true) throws(SystemError) {
+    package static func replaceFile(_ dirfd: Int32, _ name: String, _ bytes: [UInt8], sync: Bool = true) throws(SystemError) {
         let temp = ".\(name).tmp"
         if let fault = FaultPoints.writeError(name) { throw fault }
         let fd = openat(dirfd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o666)
@@ -127,14 +127,14 @@ enum Posix {
     }
 
     /// Nanoseconds since the Unix epoch.
-    static func realtimeNanos() -> Int64 {
+    package static func realtimeNanos() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
     /// Nanoseconds on the monotonic clock.
-    static func monotonicNanos() -> Int64 {
+    package static func monotonicNanos() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)

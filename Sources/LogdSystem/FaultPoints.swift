@@ -12,7 +12,7 @@
 ///   a full disk; removing the file is "space returns".
 ///
 /// Release builds compile both to nothing: no environment variable can crash a production logd.
-enum FaultPoints {
+package enum FaultPoints {
     #if DEBUG
         nonisolated(unsafe) private static var armed: (name: String, remaining: Int)? = {
             guard let raw = getenv("LOGD_FAULT_POINT").map({ String(cString: $0) }), !raw.isEmpty else { return nil }
@@ -25,7 +25,7 @@ enum FaultPoints {
 
     /// Passes the named step; kills the process there when that point is armed.
     @inline(__always)
-    static func hit(_ name: StaticString) {
+    package static func hit(_ name: StaticString) {
         #if DEBUG
             guard armed != nil else { return }
             let fire: Bool = lock.withLock {
@@ -44,7 +44,7 @@ enum FaultPoints {
 
     /// The injected error for a write to `what` (a file stem or snapshot name), if any.
     @inline(__always)
-    static func writeError(_ what: String) -> SystemError? {
+    package static func writeError(_ what: String) -> SystemError? {
         #if DEBUG
             guard let path = enospcPath else { return nil }
             var st = stat()

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Wire
+import LogdSystem
 
 /// A blocking client connection to logd, for logctl and tools (not the SDK's hot path).
 public final class WireSocket {
@@ -30,10 +31,9 @@ public final class WireSocket {
     public init(path: String) throws(Failure) {
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { throw .io("\(SystemError("socket"))") }
-        var addr: sockaddr_un
-        do { addr = try SocketListener.address(path) } catch {
+        guard var addr = UnixAddress.make(path) else {
             close(s)
-            throw .io(error.description)
+            throw .io("socket path too long (\(path.utf8.count) bytes, limit 107): \(path)")
         }
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
