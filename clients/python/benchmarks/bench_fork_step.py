@@ -133,9 +133,14 @@ def _writer(args):
         run = logd.Run(experiment="bench", name="fork_step", sink="daemon" if args.socket else "none",
                        socket=args.socket)
         return logd.SummaryWriter(run=run)
+    import atexit
+    import shutil
+
     from tensorboardX import SummaryWriter
 
-    return SummaryWriter(tempfile.mkdtemp(prefix="tbx-bench-"))
+    logdir = tempfile.mkdtemp(prefix="tbx-bench-")
+    atexit.register(shutil.rmtree, logdir, True)
+    return SummaryWriter(logdir)
 
 
 # -- the driver -----------------------------------------------------------------------------------
