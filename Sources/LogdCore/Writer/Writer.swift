@@ -609,6 +609,17 @@ final class Writer: @unchecked Sendable {
         do {
             let durable = try run.makeDurable()
             if !durable.isEmpty { events.append(.durable(durable)) }
+            if status != "crashed" {
+                // Per-key metric files for yProv4ML's get_metric (MetricFiles.swift), derived from
+                // metrics.csv before prov.json points at them. Not the record: a failure is logged.
+                do {
+                    try MetricFiles.write(run)
+                } catch {
+                    stats.writeErrors += 1
+                    stats.lastWriteError = "run \(run.directory): metric files: \(error)"
+                    log.limited(.warning, key: "metric-files-\(run.index)", "run \(run.directory): cannot write metrics/: \(error)")
+                }
+            }
             try run.writeSnapshots(user: user, now: Posix.monotonicNanos())
             run.closeFiles()
             if status != "crashed" {

@@ -129,11 +129,26 @@ def test_yprov4ml_getters_find_every_metric_param_and_artifact(daemon, tmp_path,
         "MSE", "cpu_usage_pct", "ram_usage_pct", "ram_usage_gb", "disk_usage_pct", "disk_usage_gb"}
     assert set(getters.list_metrics(path, source="encoder")["label"]) == {"grad_norm"}
     paths = getters.list_metric_paths(path, context="Validation")
-    assert paths == {"MSE//Validation": os.path.join(real, "metrics.csv")}
-    import pandas as pd
-    samples = pd.read_csv(paths["MSE//Validation"])
-    mse = samples[(samples.key == "MSE") & (samples.context == "Validation")]
-    assert list(mse.value) == [2.0, 1.0, 2.0 / 3, 0.5]
+    assert paths == {"MSE//Validation": os.path.join(real, "metrics", "MSE_Validation_None.csv")}
+    assert getters.get_parameter(path, "MSE//Validation", "logd:metricsFile") == os.path.join(real, "metrics.csv")
+
+    # get_metric: the samples of each (key, context, source), exactly as logged, from the
+    # per-key file logd derives from metrics.csv when the run ends.
+    import math
+    for key, context, source in logged:
+        df = getters.get_metric(path, key, context, None if source == "None" else source)
+        assert df is not None, (key, context, source)
+        expected = [r for r in metric_rows(d) if (r["key"], r["context"], r["source"] or "None") == (key, context, source)]
+        assert len(df) == len(expected) > 0, (key, context, source, df)
+        assert list(df.columns[:3]) == ["epoch", "value", "timestep"], df.columns
+        for (_, got), want in zip(df.iterrows(), expected):
+            assert got["value"] == float(want["value"]) or math.isnan(got["value"]) and math.isnan(float(want["value"]))
+            assert (str(int(got["epoch"])) if not math.isnan(got["epoch"]) else "") == want["step"]
+            assert got["timestep"] == want["time"] and str(got["rank"]) == want["rank"]
+    mse = getters.get_metric(path, "MSE", "Validation")
+    assert list(mse.value) == [2.0, 1.0, 2.0 / 3, 0.5] and list(mse.epoch) == [0, 1, 2, 3]
+    assert list(getters.get_metric(path, "MSE", "Training").value) == [1.0, 0.5, 1.0 / 3, 0.25]
+    assert list(getters.get_metric(path, "grad_norm", "training", "encoder").value) == [0.1 * e for e in range(4)]
 
     # Every param (each leaf of config.yaml), with its value.
     config = leaves(load_yaml(os.path.join(d, "config.yaml")))
@@ -162,3 +177,19 @@ def test_yprov4ml_getters_find_every_metric_param_and_artifact(daemon, tmp_path,
     assert getters.get_parameter(path, "train_dataset//Training", "yprov:train_dataset_stat_batch_size") == "32"
     assert getters.get_parameter(path, "train_dataset//Training", "train_dataset_stat_total_samples") == "100"
     assert getters.list_parameters(path, "train_dataset//Training")["prov:type"] == "provml:Dataset"
+
+
+def test_yprov4ml_get_metric_picks_the_key_not_a_longer_one_ending_in_it(daemon, tmp_path, monkeypatch, getters):
+    # get_metric takes the first metric whose file path contains `<key>_<context>_<source>`:
+    # `loss_Training_None` is inside `val_loss_Training_None`, so logd lists shorter names first.
+    monkeypatch.chdir(tmp_path)
+    prov4ml.start_run(experiment_name="suffixes", provenance_save_dir="prov", socket=daemon.socket)
+    for step in range(3):
+        prov4ml.log_metric("val_loss", 10.0 + step, context="Training", step=step)
+        prov4ml.log_metric("loss", float(step), context="Training", step=step)
+        prov4ml.log_metric("loss", 20.0 + step, context="Validation", step=step)
+    prov4ml.end_run()
+    path = os.path.join(daemon.run_dir("suffixes"), "prov.json")
+    assert list(getters.get_metric(path, "val_loss", "Training").value) == [10.0, 11.0, 12.0]
+    assert list(getters.get_metric(path, "loss", "Training").value) == [0.0, 1.0, 2.0]
+    assert list(getters.get_metric(path, "loss", "Validation").value) == [20.0, 21.0, 22.0]
