@@ -31,6 +31,8 @@ extension LogdConfig {
             case "max_keys_per_run": maxKeysPerRun = try int()
             case "max_key_bytes_per_run": maxKeyBytesPerRun = try int()
             case "max_params_bytes_per_run": maxParamsBytesPerRun = try int()
+            case "max_keys_total": maxKeysTotal = try int()
+            case "max_params_bytes_total": maxParamsBytesTotal = try int()
             case "max_pending_barriers": maxPendingBarriers = try int()
             case "run_directory_mode":
                 // An octal mode: 0750, 750 or 0o750 (YAML 1.1 would read 0750 as octal too).

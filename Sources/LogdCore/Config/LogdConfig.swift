@@ -43,6 +43,11 @@ public struct LogdConfig: Sendable, Equatable {
     public var maxKeyBytesPerRun: Int
     /// Bytes of PARAMS frames per run; later PARAMS are refused (counted).
     public var maxParamsBytesPerRun: Int
+    /// Distinct metric keys of all unfinished runs together: what bounds the daemon's memory when
+    /// many runs each define many keys (the per-run limit alone does not).
+    public var maxKeysTotal: Int
+    /// Bytes of PARAMS of all unfinished runs together.
+    public var maxParamsBytesTotal: Int
     /// FLUSH barriers (producer FLUSH or control flush) one connection may have pending; one more
     /// closes that connection (ERROR `refused`).
     public var maxPendingBarriers: Int
@@ -64,10 +69,12 @@ public struct LogdConfig: Sendable, Equatable {
         snapshotIntervalMs = 1000
         resumeGraceSeconds = 60
         maxConnections = 4096
-        maxPartialFrameBytes = 64 << 20
-        maxKeysPerRun = 100_000
-        maxKeyBytesPerRun = 16 << 20
-        maxParamsBytesPerRun = 16 << 20
+        maxPartialFrameBytes = 32 << 20
+        maxKeysPerRun = 20_000
+        maxKeyBytesPerRun = 4 << 20
+        maxParamsBytesPerRun = 8 << 20
+        maxKeysTotal = 40_000
+        maxParamsBytesTotal = 16 << 20
         maxPendingBarriers = 64
         runDirectoryMode = 0o750
         logLevel = "info"
@@ -98,6 +105,8 @@ public struct LogdConfig: Sendable, Equatable {
         try require(maxKeysPerRun >= 1, "max_keys_per_run", "must be at least 1")
         try require(maxKeyBytesPerRun >= 4096, "max_key_bytes_per_run", "must be at least 4096")
         try require(maxParamsBytesPerRun >= maxFrameBytes, "max_params_bytes_per_run", "must be at least max_frame_bytes")
+        try require(maxKeysTotal >= maxKeysPerRun, "max_keys_total", "must be at least max_keys_per_run")
+        try require(maxParamsBytesTotal >= maxParamsBytesPerRun, "max_params_bytes_total", "must be at least max_params_bytes_per_run")
         try require(maxPendingBarriers >= 1, "max_pending_barriers", "must be at least 1")
         try require(runDirectoryMode & ~0o777 == 0 && runDirectoryMode & 0o700 == 0o700, "run_directory_mode",
             "must be an octal mode 0700 … 0777 that gives the owner rwx")
@@ -148,6 +157,8 @@ public struct LogdConfig: Sendable, Equatable {
             max_keys_per_run: \(maxKeysPerRun)
             max_key_bytes_per_run: \(maxKeyBytesPerRun)
             max_params_bytes_per_run: \(maxParamsBytesPerRun)
+            max_keys_total: \(maxKeysTotal)
+            max_params_bytes_total: \(maxParamsBytesTotal)
             max_pending_barriers: \(maxPendingBarriers)
             run_directory_mode: 0\(String(runDirectoryMode, radix: 8))
             log_level: \(q(logLevel))

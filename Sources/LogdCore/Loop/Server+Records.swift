@@ -127,13 +127,16 @@ extension Server {
                 return
             }
             let bytes = key.key.utf8.count + key.context.utf8.count + key.source.utf8.count
-            guard run.keyIndex.count < config.maxKeysPerRun, run.keyBytes + bytes <= config.maxKeyBytesPerRun else {
+            guard run.keyIndex.count < config.maxKeysPerRun, run.keyBytes + bytes <= config.maxKeyBytesPerRun,
+                totalKeys < config.maxKeysTotal
+            else {
                 conn.keys[key.id] = Server.refusedKey
-                return refuse(conn, "metric key '\(key.key.prefix(64))': the run reached max_keys_per_run or max_key_bytes_per_run")
+                return refuse(conn, "metric key '\(key.key.prefix(64))': max_keys_per_run, max_key_bytes_per_run or max_keys_total reached")
             }
             let index = allocateKeyIndex()
             run.keyIndex[name] = index
             run.keyBytes += bytes
+            totalKeys += 1
             conn.keys[key.id] = index
             enqueue(.defineKey(key: index, run: runIndex, key, rank: conn.rank))
         case .flush(let token):
@@ -209,10 +212,13 @@ extension Server {
         case .log(let line):
             enqueue(.log(run: runIndex, rank: conn.rank, line))
         case .params(let value):
-            guard run.paramsBytes + frameBytes <= config.maxParamsBytesPerRun else {
-                return refuse(conn, "PARAMS: the run reached max_params_bytes_per_run (\(config.maxParamsBytesPerRun))")
+            guard run.paramsBytes + frameBytes <= config.maxParamsBytesPerRun,
+                totalParamsBytes + frameBytes <= config.maxParamsBytesTotal
+            else {
+                return refuse(conn, "PARAMS: max_params_bytes_per_run or max_params_bytes_total reached")
             }
             run.paramsBytes += frameBytes
+            totalParamsBytes += frameBytes
             enqueue(.params(run: runIndex, value))
         case .runEnd(let end):
             conn.sentRunEnd = true
@@ -323,6 +329,8 @@ extension Server {
             }
             runsByID.removeValue(forKey: run.runID)
             runs.removeValue(forKey: run.index)
+            totalKeys -= run.keyIndex.count
+            totalParamsBytes -= run.paramsBytes
         }
     }
 

@@ -146,6 +146,9 @@ public final class Server: @unchecked Sendable {
     var duplicatesSkipped: UInt64 = 0
     /// Records refused by a per-run limit (keys, params) or a bad value; counted, not written.
     var refusedRecords: UInt64 = 0
+    /// Keys and PARAMS bytes of the runs in `runs` (max_keys_total, max_params_bytes_total).
+    var totalKeys = 0
+    var totalParamsBytes = 0
     var rate = 0.0
     private var rateSample: (time: Int64, records: UInt64) = (0, 0)
 
