@@ -603,8 +603,10 @@ extension DaemonTests {
             metrics = {(e["yprov:context"], e["prov:label"]): (i, e) for i, e in ents.items() if typ(e) == "provml:Metric"}
             assert set(metrics) == {("training", "loss"), ("validation", "acc")}, metrics
             for (c, k), (i, e) in metrics.items():
-                assert i == k + "//" + c and e["dcterms:identifier"] == here + "/metrics.csv" and (i, ctx[c]) in gen, e
-                assert e["prov:location"] == "metrics.csv" and int(e["yprov:file_size"]["$"]) > 0, e
+                f = "metrics/%s_%s_%s.csv" % (k, c, e["yprov:source"])  # MetricFilesTests checks their rows
+                assert i == k + "//" + c and e["dcterms:identifier"] == here + "/" + f and (i, ctx[c]) in gen, e
+                assert e["prov:location"] == f and int(e["yprov:file_size"]["$"]) > 0, e
+                assert e["logd:metricsFile"] == here + "/metrics.csv", e
             assert metrics[("training", "loss")][1]["yprov:source"] == "trainer"
             loss = metrics[("training", "loss")][1]
             assert loss["logd:count"]["$"] == "20" and loss["logd:firstStep"]["$"] == "0" and loss["logd:lastStep"]["$"] == "19", loss

@@ -69,6 +69,7 @@ enum MetricFiles {
     /// live file, which must be drained). Returns the number of rows written.
     @discardableResult
     static func write(_ run: RunFiles) throws(SystemError) -> UInt64 {
+        FaultPoints.hit("before-metric-files")
         let names = names(run.summaries)
         guard !names.isEmpty else { return 0 }
         let dirfd = try Posix.makeDirectory(run.dirfd, directory)
