@@ -60,8 +60,11 @@ def iso_ms(seconds: float) -> str:
 
 
 @pytest.fixture(autouse=True)
-def clean_env_and_current_run(monkeypatch) -> Iterator[None]:
-    """No launcher variables leak in; no module-level run is left current, even on failure."""
+def clean_env_and_current_run(monkeypatch, tmp_path) -> Iterator[None]:
+    """No launcher variables leak in; no module-level run is left current, even on failure; a
+    SummaryWriter's relative logdir (created as tensorboardX does) lands in a temp folder, never
+    in the repository."""
+    monkeypatch.chdir(tmp_path)
     for name in LAUNCHER_ENV:
         monkeypatch.delenv(name, raising=False)
     if logd.current_run() is not None:
