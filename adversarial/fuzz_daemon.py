@@ -350,7 +350,10 @@ class Gen:
                  1 << 26, (1 << 26) + 1, 1 << 40, (1 << 40) + 1, 1048576, 1048577, (1 << 31) - 1, (1 << 63) - 1,
                  1 << 63, -(1 << 63)]
         keys = self.r.sample(self.CONFIG_INTS, self.r.randint(1, 4))
-        lines = ["%s: %d" % (k, self.r.choice(edges)) for k in keys]
+        # max_connections stays above what a case opens (4 clients + the sync's control
+        # connection): a daemon that refuses a fifth connection is doing its job.
+        lines = ["%s: %d" % (k, self.r.choice([v for v in edges if k != "max_connections" or not 0 < v < 16]))
+                 for k in keys]
         if self.chance(0.2):
             lines.append(self.r.choice(["log_level: debug", "socket_group: \"\"", "x: 1", "rotate_bytes: 1_0", "a: &x 1"]))
         return ("\n".join(lines) + "\n").encode()
