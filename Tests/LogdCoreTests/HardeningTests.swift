@@ -338,4 +338,28 @@ extension DaemonTests {
         load.waitUntilExit()
         #expect(load.terminationStatus == 0, "--print-config output loads back with PyYAML: \(printed)")
     }
+
+    @Test("artifact names keep '/' as folders below artifacts/, and '..' or absolute parts never leave it")
+    func artifactSubpaths() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        try h.start()
+        let source = h.root + "/image.png"
+        try Data("png".utf8).write(to: URL(fileURLWithPath: source))
+        let p = try RawProducer(h, runID: "paths", experiment: "paths", name: "paths")
+        for name in ["images/loss/3.png", "images/loss/3.png", "/abs/../../escape.png", "a/../../b"] {
+            let fd = open(source, O_RDONLY)
+            try p.send(.artifact(Artifact(context: "training", step: 3, role: .output, mode: .copy, fileName: name, originalPath: source)), passing: fd)
+            close(fd)
+        }
+        try p.end()
+        let dir = h.dataRoot + "/" + (h.runDirectories().first ?? "")
+        let fm = FileManager.default
+        #expect(fm.fileExists(atPath: dir + "/artifacts/images/loss/3.png"))
+        #expect(fm.fileExists(atPath: dir + "/artifacts/images/loss/3_2.png"), "a second copy of one name gets a suffix")
+        #expect(fm.fileExists(atPath: dir + "/artifacts/abs/_./_./escape.png"))
+        #expect(fm.fileExists(atPath: dir + "/artifacts/a/_./_./b"))
+        #expect(!fm.fileExists(atPath: h.dataRoot + "/escape.png") && !fm.fileExists(atPath: h.dataRoot + "/paths/b"))
+        #expect(h.stop() == 0)
+    }
 }

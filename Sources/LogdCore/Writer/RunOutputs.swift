@@ -285,17 +285,23 @@ extension RunFiles {
         return models.count - 1
     }
 
+    /// A client's artifact name, as a path below `artifacts/`: `/` separates folders (SummaryWriter
+    /// images land in `images/<tag>/<step>.png`), each part made one safe component (no `..`, no
+    /// hidden names), at most 8 levels; empty parts are skipped.
     private func uniqueArtifactName(_ fileName: String) -> String {
-        uniqueName(PathNames.component(fileName, fallback: "artifact"), in: &usedArtifactNames)
+        let parts = fileName.split(separator: "/").filter { !$0.isEmpty }.prefix(8).map { PathNames.component(String($0), fallback: "_") }
+        let path = parts.isEmpty ? "artifact" : parts.joined(separator: "/")
+        return uniqueName(path, in: &usedArtifactNames)
     }
 
-    /// `name`, or `stem_2.ext`, `stem_3.ext`, … when taken.
+    /// `name`, or `stem_2.ext`, `stem_3.ext`, … when taken (the suffix goes on the last part of a path).
     private func uniqueName(_ name: String, in used: inout Set<String>) -> String {
         var candidate = name
         var n = 1
+        let last = name.lastIndex(of: "/").map { name.index(after: $0) } ?? name.startIndex
         while used.contains(candidate) {
             n += 1
-            if let dot = name.lastIndex(of: "."), dot != name.startIndex {
+            if let dot = name[last...].lastIndex(of: "."), dot != last {
                 candidate = String(name[..<dot]) + "_\(n)" + String(name[dot...])
             } else {
                 candidate = name + "_\(n)"

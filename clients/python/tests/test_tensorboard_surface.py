@@ -14,7 +14,6 @@ import struct
 import tarfile
 import wave
 import zlib
-from typing import Dict, List
 
 import pytest
 import yaml
@@ -22,7 +21,6 @@ import yaml
 import logd
 from conftest import metric_rows, read_text
 
-AS_NESTED: List[str] = []  # artifacts found flattened by an older logd (see _artifact)
 
 
 @pytest.fixture(autouse=True)
@@ -33,21 +31,13 @@ def _env(daemon, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     if logd.current_run() is not None:
         logd.end_run(timeout=2)
-    del AS_NESTED[:]
     yield
-    if AS_NESTED:
-        pytest.xfail("this logd stores artifact names as one path component (%s): it needs the daemon "
-                     "to keep '/' in ARTIFACT file names as directories" % AS_NESTED[0])
 
 
 def _artifact(d: str, rel: str) -> str:
     nested = os.path.join(d, "artifacts", rel)
-    if os.path.exists(nested):
-        return nested
-    flat = os.path.join(d, "artifacts", rel.replace("/", "_"))
-    assert os.path.exists(flat), "no artifact %s in %s: %s" % (rel, d, sorted(os.listdir(os.path.join(d, "artifacts"))))
-    AS_NESTED.append(rel)
-    return flat
+    assert os.path.exists(nested), "no artifact %s in %s: %s" % (rel, d, sorted(os.listdir(os.path.join(d, "artifacts"))))
+    return nested
 
 
 def read_png(path: str):
@@ -224,8 +214,7 @@ def test_constructor_attributes_logdir_and_lifecycle(daemon, tmp_path):
     off.add_scalar("x", 1.0, 0)
     off.close()
     assert not os.path.exists("nodisk")
-    if len(dirs) != 1:
-        pytest.xfail("logd opened a second directory for a finished run id (daemon side of issue 14)")
+    assert len(dirs) == 1, "one run id, one directory: %s" % dirs
 
 
 def test_hparams_trials_stay_apart(daemon):
@@ -262,8 +251,7 @@ def test_purge_step_continues_the_same_run_id(daemon):
     assert len(rows) == 13
     cfgs = [yaml.safe_load(read_text(os.path.join(d, "config.yaml")) or "{}") or {} for d in dirs]
     assert any(c.get("tensorboard", {}).get("purge_step") == 5 for c in cfgs)
-    if len(dirs) != 1:
-        pytest.xfail("logd opened a second directory for a finished run id (daemon side of issue 14)")
+    assert len(dirs) == 1, "one run id, one directory: %s" % dirs
 
 
 def test_every_refused_argument_is_counted(daemon, tmp_path):
