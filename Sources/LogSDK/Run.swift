@@ -236,8 +236,9 @@ public final class Run: @unchecked Sendable {
         let n = batches ?? (batchSize > 0 ? (samples + UInt64(batchSize) - 1) / UInt64(batchSize) : 0)
         store.append(
             .dataset(
-                DatasetInfo(label: label, context: context.name, samples: samples, batchSize: batchSize, workers: workers,
-                            shuffle: shuffle, batches: n)))
+                DatasetInfo(
+                    label: label, context: context.name, samples: samples, batchSize: batchSize, workers: workers,
+                    shuffle: shuffle, batches: n)))
     }
 
     // MARK: barriers

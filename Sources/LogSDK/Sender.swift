@@ -72,11 +72,13 @@ final class Sender: @unchecked Sendable {
         guard !started else { return }
         started = true
         let box = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<Sender>.fromOpaque(arg!).takeRetainedValue()
-            me.loop()
-            return nil
-        }, box.toOpaque())
+        pthread_create(
+            &thread, nil,
+            { arg in
+                let me = Unmanaged<Sender>.fromOpaque(arg!).takeRetainedValue()
+                me.loop()
+                return nil
+            }, box.toOpaque())
     }
 
     /// The drop total last sent on a connection (under `control`).

@@ -7,7 +7,8 @@ public enum CSV {
     }
 
     public static func fieldBytes(_ s: String) -> [UInt8] {
-        let needsQuotes = s.utf8.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
+        let needsQuotes =
+            s.utf8.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
             || s.utf8.first == 0x20 || s.utf8.last == 0x20
         guard needsQuotes else { return Array(s.utf8) }
         var out: [UInt8] = [0x22]

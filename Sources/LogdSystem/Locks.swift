@@ -51,11 +51,13 @@ package final class NativeThread: @unchecked Sendable {
     package init(name: String, _ body: @escaping () -> Void) {
         self.body = body
         let unmanaged = Unmanaged.passRetained(self)
-        let rc = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<NativeThread>.fromOpaque(arg!).takeRetainedValue()
-            me.body()
-            return nil
-        }, unmanaged.toOpaque())
+        let rc = pthread_create(
+            &thread, nil,
+            { arg in
+                let me = Unmanaged<NativeThread>.fromOpaque(arg!).takeRetainedValue()
+                me.body()
+                return nil
+            }, unmanaged.toOpaque())
         precondition(rc == 0, "pthread_create failed: \(rc)")
         _ = name  // thread names need pthread_setname_np, which Glibc's module map does not export
     }

@@ -69,7 +69,10 @@ public struct SHA256: Sendable {
         precondition(pending.isEmpty)
         var out: [UInt8] = []
         for h in [h0, h1, h2, h3, h4, h5, h6, h7] {
-            out += [UInt8(truncatingIfNeeded: h >> 24), UInt8(truncatingIfNeeded: h >> 16), UInt8(truncatingIfNeeded: h >> 8), UInt8(truncatingIfNeeded: h)]
+            out += [
+                UInt8(truncatingIfNeeded: h >> 24), UInt8(truncatingIfNeeded: h >> 16), UInt8(truncatingIfNeeded: h >> 8),
+                UInt8(truncatingIfNeeded: h),
+            ]
         }
         return out
     }

@@ -82,8 +82,10 @@ enum StatusTable {
             out += table(
                 ["ID", "ROLE", "PID", "UID", "CLIENT", "RUN", "RECORDS", "BYTES"],
                 conns.map { c in
-                    [str(c["id"]), str(c["role"]), str(c["pid"]), str(c["uid"]), str(c["client"]) + " " + str(c["client_version"]),
-                     str(c["run_id"]), str(c["records"]), bytes(int(c["bytes"]))]
+                    [
+                        str(c["id"]), str(c["role"]), str(c["pid"]), str(c["uid"]), str(c["client"]) + " " + str(c["client_version"]),
+                        str(c["run_id"]), str(c["records"]), bytes(int(c["bytes"])),
+                    ]
                 })
         }
         if case .list(let runs)? = s["runs"], !runs.isEmpty {

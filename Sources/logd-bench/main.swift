@@ -234,12 +234,15 @@ func hotCase(_ label: String, _ run: Run, allowDrops: Bool) {
     let d = Distribution(samples)
     let dropped = run.report.dropped
     hot.append(
-        (key: label,
-         value: [
-            "median_ns": .double(d.median), "p99_ns": .double(d.p99), "p99_9_ns": .double(d.p999),
-            "allocations_per_call": .double(heap), "dropped": .int(Int64(dropped)),
-         ]))
-    row("SDK metric(), daemon \(label)", "\(fmt(d.median)) ns med, p99.9 \(fmt(d.p999))",
+        (
+            key: label,
+            value: [
+                "median_ns": .double(d.median), "p99_ns": .double(d.p99), "p99_9_ns": .double(d.p999),
+                "allocations_per_call": .double(heap), "dropped": .int(Int64(dropped)),
+            ]
+        ))
+    row(
+        "SDK metric(), daemon \(label)", "\(fmt(d.median)) ns med, p99.9 \(fmt(d.p999))",
         "\(fmt(floor.median)) ns", "\(fmt(d.median / max(floor.median, 1), 2))x", "≤ 50 ns med, ≤ 2 µs p99.9")
     _ = allowDrops
 }
@@ -340,9 +343,11 @@ for producers in producerCounts {
         "flush_idle_ms": ["median": .double(idle.median / 1e6), "p99": .double(idle.p99 / 1e6)],
         "flush_under_load_ms": ["median": .double(underLoad.median / 1e6), "p99": .double(underLoad.p99 / 1e6)],
     ])
-    row("end to end, \(producers) producers", "\(fmt(rate / 1e6, 2)) M rec/s", "\(fmt(floorRate / 1e6, 2)) M rec/s (raw socket)",
+    row(
+        "end to end, \(producers) producers", "\(fmt(rate / 1e6, 2)) M rec/s", "\(fmt(floorRate / 1e6, 2)) M rec/s (raw socket)",
         "\(fmt(rate / floorRate, 3))x", producers == 64 ? "≥ 5 M rec/s" : "")
-    row("  daemon CPU, peak RSS, disk", "\(fmt(cpu / records * 1e6, 2)) CPU s/M rec", "\(daemon.peakRSS() >> 20) MiB RSS",
+    row(
+        "  daemon CPU, peak RSS, disk", "\(fmt(cpu / records * 1e6, 2)) CPU s/M rec", "\(daemon.peakRSS() >> 20) MiB RSS",
         "\(fmt(Double(disk) / records, 1)) B/rec", "")
     row("  flush round trip (idle)", "\(fmt(idle.median / 1e6, 2)) ms med, p99 \(fmt(idle.p99 / 1e6, 2))", "-", "-", "≤ 5 ms")
     if underLoad.median > 0 {
@@ -359,7 +364,8 @@ if let daemon = try? Daemon() {
     for _ in 0..<(quick ? 50 : 1000) { if let s = try? WireSocket(path: daemon.socket) { sockets.append(s) } }
     _ = try? ControlClient(path: daemon.socket).request(.status)
     let after = daemon.peakRSS()
-    record("idle_connections", ["connections": .int(Int64(sockets.count)), "peak_rss_before": .int(Int64(before)), "peak_rss_after": .int(Int64(after))])
+    record(
+        "idle_connections", ["connections": .int(Int64(sockets.count)), "peak_rss_before": .int(Int64(before)), "peak_rss_after": .int(Int64(after))])
     row("\(sockets.count) idle connections", "\((after - before) >> 10) KiB more RSS", "\(before >> 20) MiB before", "-", "bounded")
     sockets.removeAll()
     daemon.stop()

@@ -34,11 +34,17 @@ struct Producer: ParsableCommand {
     @Option(help: "Entries in each PARAMS frame's `block` map (a bigger config.yaml and prov.json).") var paramsKeys = 8
 
     func run() throws {
-        let session = session.flatMap(SessionID.init(hex:)) ?? SessionID(high: UInt64.random(in: 1...UInt64.max), low: UInt64.random(in: 0...UInt64.max))
+        let session =
+            session.flatMap(SessionID.init(hex:)) ?? SessionID(high: UInt64.random(in: 1...UInt64.max), low: UInt64.random(in: 0...UInt64.max))
         var frames: [[UInt8]] = []
         let enc = FrameEncoder()
         let t0: Int64 = 1_700_000_000_000_000_000
-        frames.append(try enc.frame(.runStart(RunStart(runID: runID, experiment: experiment, name: name, rank: rank, worldSize: worldSize, host: "testhost", commandLine: ["wire-producer"], startTime: 0))))
+        frames.append(
+            try enc.frame(
+                .runStart(
+                    RunStart(
+                        runID: runID, experiment: experiment, name: name, rank: rank, worldSize: worldSize, host: "testhost",
+                        commandLine: ["wire-producer"], startTime: 0))))
         let logEvery = logs > 0 ? max(1, metrics / logs) : Int.max
         var logged = 0
         var pending: [Metric] = []
@@ -72,7 +78,9 @@ struct Producer: ParsableCommand {
             }
             if logged < logs, i % logEvery == 0 {
                 try flushBatch()
-                frames.append(try enc.frame(.log(LogLine(level: .info, timestamp: t0 + Int64(i) * 1_000_000, logger: "train", message: "rank \(rank) line \(logged)"))))
+                frames.append(
+                    try enc.frame(
+                        .log(LogLine(level: .info, timestamp: t0 + Int64(i) * 1_000_000, logger: "train", message: "rank \(rank) line \(logged)"))))
                 logged += 1
             }
         }
@@ -101,7 +109,12 @@ struct Producer: ParsableCommand {
                 // even when WELCOME says more is durable (the daemon skips what it has). Starting
                 // later would shift the daemon's numbering: frames lost, others written twice.
                 let first = acked + 1
-                try s.send([.hello(Hello(role: .producer, pid: UInt32(getpid()), session: session, firstSeq: first, clientName: "wire-producer", clientVersion: "0.1.0"))])
+                try s.send([
+                    .hello(
+                        Hello(
+                            role: .producer, pid: UInt32(getpid()), session: session, firstSeq: first, clientName: "wire-producer",
+                            clientVersion: "0.1.0"))
+                ])
                 guard case .welcome(let w) = try s.receive(timeoutMs: 5000) else { throw WireSocket.Failure.protocolError("no WELCOME") }
                 acked = max(acked, w.durableThrough)
                 var out: [UInt8] = []

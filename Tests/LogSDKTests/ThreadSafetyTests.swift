@@ -159,16 +159,19 @@ func spawn(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> Threads {
     }
     var ids: [pthread_t] = []
     for i in 0..<count {
-        let job = Unmanaged.passRetained(Job {
-            start.wait()
-            body(i)
-        })
+        let job = Unmanaged.passRetained(
+            Job {
+                start.wait()
+                body(i)
+            })
         var t = pthread_t()
-        let rc = pthread_create(&t, nil, { arg in
-            let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
-            job.body()
-            return nil
-        }, job.toOpaque())
+        let rc = pthread_create(
+            &t, nil,
+            { arg in
+                let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
+                job.body()
+                return nil
+            }, job.toOpaque())
         precondition(rc == 0, "pthread_create: \(rc)")
         ids.append(t)
     }

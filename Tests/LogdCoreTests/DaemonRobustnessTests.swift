@@ -124,7 +124,9 @@ extension DaemonTests {
         #expect((dirAttrs[.posixPermissions] as? Int) == 0o700)
         #expect((sockAttrs[.posixPermissions] as? Int) == 0o600)
         let s = try rawConnect(h.socket)
-        try s.send([.hello(Hello(role: .producer, pid: 424_242, session: SessionID(high: 1, low: 2), firstSeq: 1, clientName: "liar", clientVersion: "1"))])
+        try s.send([
+            .hello(Hello(role: .producer, pid: 424_242, session: SessionID(high: 1, low: 2), firstSeq: 1, clientName: "liar", clientVersion: "1"))
+        ])
         _ = try s.receive(timeoutMs: 5000)
         let status = try h.status()
         guard case .list(let conns)? = status["connections"] else { Issue.record("no connections"); return }
@@ -205,10 +207,12 @@ extension DaemonTests {
         let text = try String(contentsOf: root.appendingPathComponent("packaging/logd.yaml"), encoding: .utf8)
         var config = LogdConfig(environment: [:])
         try config.apply(yaml: text, fileName: "logd.yaml")
-        let documented = Set(text.split(separator: "\n").filter { !$0.hasPrefix("#") && $0.contains(":") }
-            .map { String($0.split(separator: ":")[0]) })
-        let printed = Set(config.rendered().split(separator: "\n").filter { !$0.hasPrefix("#") && $0.contains(":") }
-            .map { String($0.split(separator: ":")[0]) })
+        let documented = Set(
+            text.split(separator: "\n").filter { !$0.hasPrefix("#") && $0.contains(":") }
+                .map { String($0.split(separator: ":")[0]) })
+        let printed = Set(
+            config.rendered().split(separator: "\n").filter { !$0.hasPrefix("#") && $0.contains(":") }
+                .map { String($0.split(separator: ":")[0]) })
         #expect(documented == printed)
     }
 
@@ -261,7 +265,9 @@ extension DaemonTests {
         var producers: [Process] = []
         for rank in 0..<8 {
             producers.append(
-                try h.producer(["--run-id", "bp", "--experiment", "bp", "--rank", "\(rank)", "--world-size", "8", "--metrics", "20000", "--logs", "200"]))
+                try h.producer([
+                    "--run-id", "bp", "--experiment", "bp", "--rank", "\(rank)", "--world-size", "8", "--metrics", "20000", "--logs", "200",
+                ]))
         }
         #expect(waitAll(producers, timeout: 240))
         for p in producers { #expect(p.terminationStatus == 0) }

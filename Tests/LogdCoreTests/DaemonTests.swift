@@ -83,7 +83,9 @@ struct DaemonTests {
         var producers: [Process] = []
         for rank in 0..<8 {
             producers.append(
-                try h.producer(["--run-id", "rot", "--experiment", "rot", "--rank", "\(rank)", "--world-size", "8", "--metrics", "20000", "--logs", "2000"]))
+                try h.producer([
+                    "--run-id", "rot", "--experiment", "rot", "--rank", "\(rank)", "--world-size", "8", "--metrics", "20000", "--logs", "2000",
+                ]))
         }
         #expect(waitAll(producers, timeout: 200))
         try h.flush()

@@ -28,8 +28,13 @@ extension DaemonTests {
         try h.start()
         // A HELLO whose first frame number is beyond 2^62: refused.
         let s1 = try WireSocket(path: h.socket)
-        try s1.send([.hello(Hello(role: .producer, pid: 1, session: SessionID(high: 1, low: 1), firstSeq: .max, clientName: "x", clientVersion: "1"))])
-        if case .error(let e) = try s1.receive(timeoutMs: 5000) { #expect(e.code == .protocolViolation) } else { Issue.record("no ERROR for first_seq 2^64-1") }
+        try s1.send([.hello(Hello(role: .producer, pid: 1, session: SessionID(high: 1, low: 1), firstSeq: .max, clientName: "x", clientVersion: "1"))]
+        )
+        if case .error(let e) = try s1.receive(timeoutMs: 5000) {
+            #expect(e.code == .protocolViolation)
+        } else {
+            Issue.record("no ERROR for first_seq 2^64-1")
+        }
         // A RUN_START with INT64_MIN as start time: refused.
         let s2 = try WireSocket(path: h.socket)
         try s2.send([
@@ -116,7 +121,9 @@ extension DaemonTests {
         defer { h.shutdown() }
         try h.start([
             "--config",
-            try config(h, """
+            try config(
+                h,
+                """
                 max_frame_bytes: 65536
                 max_partial_frame_bytes: 65536
                 max_keys_per_run: 10
@@ -152,7 +159,10 @@ extension DaemonTests {
         let a = try WireSocket(path: h.socket)
         let b = try WireSocket(path: h.socket)
         let bigFrame = try FrameEncoder(limits: WireLimits(maxFrameBytes: 65536)).frame(
-            .hello(Hello(role: .producer, pid: 1, session: SessionID(high: 9, low: 9), firstSeq: 1, clientName: String(repeating: "c", count: 4000), clientVersion: "1")))
+            .hello(
+                Hello(
+                    role: .producer, pid: 1, session: SessionID(high: 9, low: 9), firstSeq: 1, clientName: String(repeating: "c", count: 4000),
+                    clientVersion: "1")))
         _ = bigFrame
         var header: [UInt8] = []
         let length = UInt32(60_000)
@@ -160,12 +170,18 @@ extension DaemonTests {
         try a.sendBytes(header + [UInt8](repeating: 1, count: 1000))
         usleep(200_000)
         try b.sendBytes(header + [UInt8](repeating: 1, count: 1000))
-        if case .error(let e) = try b.receive(timeoutMs: 5000) { #expect(e.code == .refused) } else { Issue.record("the second partial frame is refused") }
+        if case .error(let e) = try b.receive(timeoutMs: 5000) {
+            #expect(e.code == .refused)
+        } else {
+            Issue.record("the second partial frame is refused")
+        }
         #expect(alive(h))
         #expect(h.stop() == 0)
     }
 
-    @Test("disk full (injected ENOSPC): no acknowledgement while writes fail, status shows it, logd resumes by itself; every row exactly once, no torn line")
+    @Test(
+        "disk full (injected ENOSPC): no acknowledgement while writes fail, status shows it, logd resumes by itself; every row exactly once, no torn line"
+    )
     func diskFullResumes() throws {
         let h = try DaemonHarness()
         defer { h.shutdown() }
@@ -227,7 +243,10 @@ extension DaemonTests {
 
     @Test(
         "kill -9 at each named step of the run lifecycle: after a restart the run is one directory, every row once, status finished",
-        arguments: ["after-mkdir", "before-marker", "after-marker", "before-checkpoint", "after-checkpoint:2", "before-marker-removal", "after-marker-removal"])
+        arguments: [
+            "after-mkdir", "before-marker", "after-marker", "before-checkpoint", "after-checkpoint:2", "before-marker-removal",
+            "after-marker-removal",
+        ])
     func faultPointRestart(point: String) throws { try crashAt(point) }
 
     @Test("a producer that starts after its run ended (a late fork, a late DDP rank) joins the same directory")
@@ -329,7 +348,9 @@ extension DaemonTests {
         #expect(s3 == 0)
         let load = Process()
         load.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        load.arguments = ["python3", "-c", "import sys, yaml; d = yaml.safe_load(sys.stdin); assert d['data_root'] == '/tmp/a\\x01b\\tc', repr(d['data_root'])"]
+        load.arguments = [
+            "python3", "-c", "import sys, yaml; d = yaml.safe_load(sys.stdin); assert d['data_root'] == '/tmp/a\\x01b\\tc', repr(d['data_root'])",
+        ]
         let input = Pipe()
         load.standardInput = input
         try load.run()
@@ -349,7 +370,8 @@ extension DaemonTests {
         let p = try RawProducer(h, runID: "paths", experiment: "paths", name: "paths")
         for name in ["images/loss/3.png", "images/loss/3.png", "/abs/../../escape.png", "a/../../b"] {
             let fd = open(source, O_RDONLY)
-            try p.send(.artifact(Artifact(context: "training", step: 3, role: .output, mode: .copy, fileName: name, originalPath: source)), passing: fd)
+            try p.send(
+                .artifact(Artifact(context: "training", step: 3, role: .output, mode: .copy, fileName: name, originalPath: source)), passing: fd)
             close(fd)
         }
         try p.end()

@@ -57,8 +57,10 @@ private enum Pkg {
     /// ldd fallback), and, where lintian is installed, no lintian error.
     static func checkDebianMetadata(deb: String, dpkgDeb: String, version: String, scratch: String) throws {
         let license = try String(contentsOfFile: root + "/LICENSE", encoding: .utf8)
-        for phrase in ["Apache License", "Version 2.0, January 2004", "END OF TERMS AND CONDITIONS",
-                       "APPENDIX: How to apply the Apache License to your work."] {
+        for phrase in [
+            "Apache License", "Version 2.0, January 2004", "END OF TERMS AND CONDITIONS",
+            "APPENDIX: How to apply the Apache License to your work.",
+        ] {
             #expect(license.contains(phrase), "LICENSE lacks \(phrase)")
         }
         let data = scratch + "/data", control = scratch + "/control"
@@ -550,13 +552,14 @@ extension Pkg {
     static func checkManPages() throws {
         let root = Pkg.root
         let logctlHelp = try Pkg.runCommand(DaemonHarness.tool("logctl"), ["--help"]).output
-        let subcommands = logctlHelp.components(separatedBy: "SUBCOMMANDS:").dropFirst().first.map { section in
-            section.split(separator: "\n").compactMap { line -> String? in
-                // "  name    abstract": two spaces, then the name; wrapped abstracts are indented further.
-                guard line.hasPrefix("  "), !line.hasPrefix("   "), let word = line.split(separator: " ").first else { return nil }
-                return word.allSatisfy({ $0.isLowercase || $0 == "-" }) ? String(word) : nil
-            }
-        } ?? []
+        let subcommands =
+            logctlHelp.components(separatedBy: "SUBCOMMANDS:").dropFirst().first.map { section in
+                section.split(separator: "\n").compactMap { line -> String? in
+                    // "  name    abstract": two spaces, then the name; wrapped abstracts are indented further.
+                    guard line.hasPrefix("  "), !line.hasPrefix("   "), let word = line.split(separator: " ").first else { return nil }
+                    return word.allSatisfy({ $0.isLowercase || $0 == "-" }) ? String(word) : nil
+                }
+            } ?? []
         #expect(Set(subcommands).isSuperset(of: ["status", "flush", "runs", "show", "compare", "tail"]), "\(subcommands)")
         let logctlPage = try String(contentsOfFile: root + "/packaging/man/logctl.1", encoding: .utf8)
         for sub in subcommands {
@@ -574,7 +577,8 @@ extension Pkg {
         let logdHelp = try Pkg.runCommand(DaemonHarness.tool("logd"), ["--help"]).output
         for (name, page, help) in [("logd.8", logdPage, logdHelp), ("logctl.1", logctlPage, logctlHelp)] {
             let environment = page.components(separatedBy: ".Sh ENVIRONMENT").last?.components(separatedBy: ".Sh FILES").first ?? ""
-            let variables = Set(help.split(whereSeparator: { !($0.isUppercase || $0 == "_" || $0 == "$") }).filter { $0.hasPrefix("$") && $0.count > 1 })
+            let variables = Set(
+                help.split(whereSeparator: { !($0.isUppercase || $0 == "_" || $0 == "$") }).filter { $0.hasPrefix("$") && $0.count > 1 })
             #expect(!variables.isEmpty)
             for v in variables {
                 #expect(environment.contains("Ev \(v.dropFirst())"), "\(name)'s ENVIRONMENT lacks \(v) (named in --help)")

@@ -99,7 +99,10 @@ extension DaemonTests {
         let rows = Self.steps(in: h, key: "v")
         #expect(UInt64(rows.count) == 200_000 - report.dropped)
         let firstBad = rows.indices.dropLast().first { rows[$0] >= rows[$0 + 1] }
-        #expect(firstBad == nil, "kept records stay in order; first violation at \(firstBad ?? -1): \(firstBad.map { Array(rows[max(0, $0 - 3)..<min(rows.count, $0 + 4)]) } ?? [])")
+        #expect(
+            firstBad == nil,
+            "kept records stay in order; first violation at \(firstBad ?? -1): \(firstBad.map { Array(rows[max(0, $0 - 3)..<min(rows.count, $0 + 4)]) } ?? [])"
+        )
         guard let dir = h.runDirectories().first else { return }
         #expect(h.read(dir + "/run.yaml").contains("dropped: \(report.dropped)"))
         #expect(h.stop() == 0)

@@ -153,7 +153,8 @@ let goldenVectors: [GoldenVector] = [
         name: "drops", description: "The producer has dropped 12 records so far (overflow policy).",
         expect: .records([.drops(total: 12)])),
     GoldenVector(
-        name: "session_stream", description: "A whole short producer session: hello, run start, params, a key, two metrics, a log line, flush, run end.",
+        name: "session_stream",
+        description: "A whole short producer session: hello, run start, params, a key, two metrics, a log line, flush, run end.",
         expect: .records([
             .hello(producerHello),
             .runStart(RunStart(runID: "run-1", experiment: "mnist", name: "baseline", startTime: t0)),

@@ -37,8 +37,9 @@ struct ProtocolDocTests {
         return out
     }
 
-    @Test("every hand-encoded example in docs/ matches its golden vector byte for byte",
-          arguments: ["docs/WIRE_PROTOCOL.md", "docs/CONTROL_PROTOCOL.md"])
+    @Test(
+        "every hand-encoded example in docs/ matches its golden vector byte for byte",
+        arguments: ["docs/WIRE_PROTOCOL.md", "docs/CONTROL_PROTOCOL.md"])
     func examplesMatchVectors(_ path: String) throws {
         let doc = try String(contentsOf: repositoryRoot.appendingPathComponent(path), encoding: .utf8)
         let examples = Self.examples(in: doc)

@@ -108,7 +108,8 @@ public struct LogdConfig: Sendable, Equatable {
         try require(maxKeysTotal >= maxKeysPerRun, "max_keys_total", "must be at least max_keys_per_run")
         try require(maxParamsBytesTotal >= maxParamsBytesPerRun, "max_params_bytes_total", "must be at least max_params_bytes_per_run")
         try require(maxPendingBarriers >= 1, "max_pending_barriers", "must be at least 1")
-        try require(runDirectoryMode & ~0o777 == 0 && runDirectoryMode & 0o700 == 0o700, "run_directory_mode",
+        try require(
+            runDirectoryMode & ~0o777 == 0 && runDirectoryMode & 0o700 == 0o700, "run_directory_mode",
             "must be an octal mode 0700 … 0777 that gives the owner rwx")
         try require(ackIntervalMs <= 60_000 && snapshotIntervalMs <= 86_400_000, "snapshot_interval_ms", "must be at most 86400000")
         try require(resumeGraceSeconds <= 30 * 86_400, "resume_grace_s", "must be at most 2592000 (30 days)")
@@ -127,9 +128,12 @@ public struct LogdConfig: Sendable, Equatable {
             case "\"": out += "\\\""
             case "\n": out += "\\n"
             case "\t": out += "\\t"
-            case _ where u.value < 0x20 || u.value == 0x7F || (0x80..<0xA0).contains(u.value) || u.value == 0x2028 || u.value == 0x2029 || u.value == 0xFEFF:
+            case _
+            where u.value < 0x20 || u.value == 0x7F || (0x80..<0xA0).contains(u.value) || u.value == 0x2028 || u.value == 0x2029 || u.value == 0xFEFF:
                 let hex = String(u.value, radix: 16)
-                out += u.value <= 0xFF ? "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
+                out +=
+                    u.value <= 0xFF
+                    ? "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
                     : "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: out.unicodeScalars.append(u)
             }

@@ -91,7 +91,9 @@ extension Server {
                 run.graceDeadline = nil
             }
             sessions[hello.session] = state
-            send(.welcome(Welcome(durableThrough: state.durable, maxFrameBytes: UInt32(config.maxFrameBytes), daemonVersion: Server.version)), to: conn)
+            send(
+                .welcome(Welcome(durableThrough: state.durable, maxFrameBytes: UInt32(config.maxFrameBytes), daemonVersion: Server.version)), to: conn
+            )
         }
     }
 
@@ -312,11 +314,16 @@ extension Server {
             }
         }
         if ends.count < run.worldSize, !ends.contains(.vanished) { return }  // other ranks have not joined yet
-        let status: String =
-            if ends.contains(.vanished) { "crashed" }
-            else if ends.contains(.sent(.failed)) { "failed" }
-            else if ends.contains(.sent(.killed)) { "killed" }
-            else { "finished" }
+        let status: String
+        if ends.contains(.vanished) {
+            status = "crashed"
+        } else if ends.contains(.sent(.failed)) {
+            status = "failed"
+        } else if ends.contains(.sent(.killed)) {
+            status = "killed"
+        } else {
+            status = "finished"
+        }
         run.status = status
         enqueue(.runEnded(run: run.index, status: status))
         if status != "crashed" {

@@ -341,7 +341,9 @@ public final class Server: @unchecked Sendable {
                 if got.truncated || conn.passedFDs.count > Connection.maxPassedFDs {
                     return protocolError(
                         conn, code: .protocolViolation,
-                        message: "too many file descriptors passed (at most \(Connection.maxPassedFDs) unpaired, \(DescriptorPassing.maxPerMessage) per message)")
+                        message:
+                            "too many file descriptors passed (at most \(Connection.maxPassedFDs) unpaired, \(DescriptorPassing.maxPerMessage) per message)"
+                    )
                 }
             }
             if n > 0 {
@@ -359,7 +361,8 @@ public final class Server: @unchecked Sendable {
                 if conn.state != .closed {
                     if conn.bufferedBytes > 0 {
                         malformed += 1
-                        log.limited(.warning, key: "eof-\(conn.id % 16)",
+                        log.limited(
+                            .warning, key: "eof-\(conn.id % 16)",
                             "connection \(conn.id) (pid \(conn.peerPID)) closed inside a frame (\(conn.bufferedBytes) bytes)")
                     }
                     closeConnection(conn, reason: nil)
@@ -393,7 +396,9 @@ public final class Server: @unchecked Sendable {
                         if partialFrameBytes - conn.accountedBytes + extra > config.maxPartialFrameBytes {
                             return protocolError(
                                 conn, code: .refused,
-                                message: "logd is holding max_partial_frame_bytes (\(config.maxPartialFrameBytes)) of partial frames; send smaller frames or retry")
+                                message:
+                                    "logd is holding max_partial_frame_bytes (\(config.maxPartialFrameBytes)) of partial frames; send smaller frames or retry"
+                            )
                         }
                         conn.reserve(frameBytes: total)
                         account(conn)
@@ -427,7 +432,8 @@ public final class Server: @unchecked Sendable {
             case .frameTooLarge?: .frameTooLarge
             default: code
             }
-        log.limited(.warning, key: "bad-frame",
+        log.limited(
+            .warning, key: "bad-frame",
             "closing connection \(conn.id) (pid \(conn.peerPID), uid \(conn.peerUID)): \(message)")
         send(.error(ErrorReport(code: errorCode, message: message)), to: conn)
         closeConnection(conn, reason: nil)
@@ -559,7 +565,8 @@ public final class Server: @unchecked Sendable {
     @discardableResult
     func newBarrier(_ waiter: BarrierWaiter, on conn: Connection) -> Bool {
         guard conn.pendingBarriers < config.maxPendingBarriers else {
-            protocolError(conn, code: .refused, message: "more than max_pending_barriers (\(config.maxPendingBarriers)) flushes pending on one connection")
+            protocolError(
+                conn, code: .refused, message: "more than max_pending_barriers (\(config.maxPendingBarriers)) flushes pending on one connection")
             return false
         }
         conn.pendingBarriers += 1

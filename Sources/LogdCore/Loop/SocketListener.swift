@@ -44,7 +44,8 @@ enum SocketListener {
                 let open = st.st_mode & 0o022 != 0 && st.st_mode & S_ISVTX == 0
                 if open || (st.st_uid != getuid() && st.st_uid != 0) {
                     throw StartupError(
-                        description: "socket directory \(dir) is writable by other users (mode \(String(st.st_mode & 0o7777, radix: 8)), owner uid \(st.st_uid)); "
+                        description:
+                            "socket directory \(dir) is writable by other users (mode \(String(st.st_mode & 0o7777, radix: 8)), owner uid \(st.st_uid)); "
                             + "refusing to listen there: use a directory only you can write (chmod go-w), or let logd create it")
                 }
             } else if st.st_uid == getuid() {

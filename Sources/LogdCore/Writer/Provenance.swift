@@ -385,7 +385,8 @@ enum Provenance {
         mutating func buildMetrics() {
             let live = path(run.metrics.liveName)
             let names = MetricFiles.names(run.summaries)
-            let sizes = run.endTime == nil ? Array(repeating: nil, count: names.count) : MetricFiles.existingSizes(run, names: names)
+            let ended = run.endTime != nil && run.status != "crashed"
+            let sizes = ended ? MetricFiles.existingSizes(run, names: names) : Array(repeating: nil, count: names.count)
             let order = run.summaries.indices.sorted { (names[$0].utf8.count, $0) < (names[$1].utf8.count, $1) }
             for i in order {
                 let s = run.summaries[i]

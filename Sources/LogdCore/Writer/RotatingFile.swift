@@ -95,8 +95,7 @@ final class RotatingFile {
     @inline(__always)
     func lineAppended(_ bytes: Int) throws(SystemError) {
         size += bytes
-        if size >= rotateBytes { try rotate() }
-        else if buffer.count >= 256 << 10 { try drain() }
+        if size >= rotateBytes { try rotate() } else if buffer.count >= 256 << 10 { try drain() }
     }
 
     /// Hands the buffered lines to the kernel. All or nothing: when a write fails part way

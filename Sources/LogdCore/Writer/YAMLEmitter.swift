@@ -24,11 +24,13 @@ public enum YAMLEmitter {
         yaml_emitter_set_width(&emitter, 120)
         yaml_emitter_set_indent(&emitter, 2)
         withUnsafeMutablePointer(to: &out) { outPtr in
-            yaml_emitter_set_output(&emitter, { data, buffer, size in
-                let box = data!.assumingMemoryBound(to: OutputBox.self)
-                box.pointee.bytes.append(contentsOf: UnsafeBufferPointer(start: buffer, count: size))
-                return 1
-            }, outPtr)
+            yaml_emitter_set_output(
+                &emitter,
+                { data, buffer, size in
+                    let box = data!.assumingMemoryBound(to: OutputBox.self)
+                    box.pointee.bytes.append(contentsOf: UnsafeBufferPointer(start: buffer, count: size))
+                    return 1
+                }, outPtr)
             var event = yaml_event_t()
             yaml_stream_start_event_initialize(&event, YAML_UTF8_ENCODING)
             yaml_emitter_emit(&emitter, &event)
