@@ -384,4 +384,14 @@ extension DaemonTests {
         #expect(!fm.fileExists(atPath: h.dataRoot + "/escape.png") && !fm.fileExists(atPath: h.dataRoot + "/paths/b"))
         #expect(h.stop() == 0)
     }
+
+    @Test("SIGTERM the moment the socket accepts still drains and exits 0 (20 times: signals are handled before the socket listens)")
+    func sigtermRightAfterStart() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        for _ in 0..<20 {
+            try h.start()
+            #expect(h.stop(signal: SIGTERM) == 0)
+        }
+    }
 }

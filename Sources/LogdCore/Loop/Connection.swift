@@ -39,6 +39,9 @@ final class Connection {
     var keys: [UInt32: Int32] = [:]
     /// FLUSH barriers of this connection not yet answered (bounded by max_pending_barriers).
     var pendingBarriers = 0
+    /// uv_poll_init failed: the server closes the descriptor at once and frees the handle
+    /// without uv_close (it was never initialized).
+    var pollInitFailed = false
     /// This connection's share of `Server.partialFrameBytes` (buffer beyond the initial size).
     var accountedBytes = 0
     /// This connection's producer sent RUN_END for its current run.
@@ -73,7 +76,8 @@ final class Connection {
         peerUID = uid
         decoder = FrameDecoder(limits: limits)
         poll = .allocate(capacity: 1)
-        uv_poll_init(loop, poll, fd)
+        // A failure (EBADF, ENOMEM) leaves the handle uninitialized: see `pollInitFailed`.
+        pollInitFailed = uv_poll_init(loop, poll, fd) < 0
         capacity = Connection.initialBufferBytes
         buffer = .allocate(byteCount: capacity, alignment: 16)
     }

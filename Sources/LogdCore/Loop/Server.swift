@@ -166,14 +166,30 @@ public final class Server: @unchecked Sendable {
             ownsSocketPath = true
         }
         loop = .allocate(capacity: 1)
-        uv_loop_init(loop)
         door = .allocate(capacity: 1)
         timer = .allocate(capacity: 1)
         let me = Unmanaged.passUnretained(self).toOpaque()
-        uv_async_init(loop, door, c_writerDoor)
-        door.pointee.data = me
-        uv_timer_init(loop, timer)
-        timer.pointee.data = me
+        do {
+            try LibUV.check(uv_loop_init(loop), "uv_loop_init")
+            try LibUV.check(uv_async_init(loop, door, c_writerDoor), "uv_async_init")
+            door.pointee.data = me
+            try LibUV.check(uv_timer_init(loop, timer), "uv_timer_init")
+            timer.pointee.data = me
+            // SIGTERM / SIGINT are handled from here on (libuv queues them until the loop runs),
+            // so a stop right after the socket starts listening still drains, even while the
+            // writer recovers runs below.
+            for signum in [SIGTERM, SIGINT] {
+                let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
+                try LibUV.check(uv_signal_init(loop, h), "uv_signal_init")
+                h.pointee.data = me
+                try LibUV.check(uv_signal_start(h, c_signalReceived, signum), "uv_signal_start")
+                signals.append(h)
+            }
+        } catch {
+            close(listenFD)
+            if ownsSocketPath { unlink(config.socket) }
+            throw error
+        }
         do {
             writer = try Writer(config: config, log: log) { [unowned self] events in self.post(events) }
         } catch {
@@ -189,26 +205,19 @@ public final class Server: @unchecked Sendable {
     public func run() {
         let me = Unmanaged.passUnretained(self).toOpaque()
         let poll = UnsafeMutablePointer<uv_poll_t>.allocate(capacity: 1)
-        uv_poll_init(loop, poll, listenFD)
+        LibUV.check(uv_poll_init(loop, poll, listenFD), "uv_poll_init", log: log)
         poll.pointee.data = me
-        uv_poll_start(poll, Int32(UV_READABLE.rawValue), c_listenerReadable)
+        LibUV.check(uv_poll_start(poll, Int32(UV_READABLE.rawValue), c_listenerReadable), "uv_poll_start", log: log)
         listenPoll = poll
-        for signum in [SIGTERM, SIGINT] {
-            let h = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
-            uv_signal_init(loop, h)
-            h.pointee.data = me
-            uv_signal_start(h, c_signalReceived, signum)
-            signals.append(h)
-        }
-        uv_timer_start(timer, c_maintenanceTick, 100, 100)
+        LibUV.check(uv_timer_start(timer, c_maintenanceTick, 100, 100), "uv_timer_start", log: log)
         writer.start()
         lifecycle = .running
         rateSample = (Posix.monotonicNanos(), 0)
         log.log(.info, "listening on \(ownsSocketPath ? config.socket : "an adopted socket"), writing runs to \(config.dataRoot)")
         SystemdNotify.send("READY=1\nSTATUS=accepting connections")
-        uv_run(loop, UV_RUN_DEFAULT)
+        LibUV.check(uv_run(loop, UV_RUN_DEFAULT), "uv_run", log: log)
         writer.join()
-        uv_loop_close(loop)
+        LibUV.check(uv_loop_close(loop), "uv_loop_close", log: log)
         lifecycle = .stopped
         log.log(.info, "stopped")
     }
@@ -297,6 +306,14 @@ public final class Server: @unchecked Sendable {
                 continue
             }
             let conn = Connection(id: nextConnectionID, fd: fd, loop: loop, pid: pid, uid: uid, limits: limits)
+            if conn.pollInitFailed {
+                // The handle was never initialized: it must not reach uv_close.
+                refused += 1
+                log.limited(.error, key: "uv-poll-init", "uv_poll_init failed for a connection from pid \(pid); closed")
+                conn.poll.deallocate()
+                close(fd)
+                continue
+            }
             nextConnectionID += 1
             accepted += 1
             connections[conn.id] = conn
@@ -312,7 +329,11 @@ public final class Server: @unchecked Sendable {
         if !conn.out.isEmpty || conn.pendingAck != nil { events |= Int32(UV_WRITABLE.rawValue) }
         guard events != conn.pollEvents else { return }
         conn.pollEvents = events
-        if events == 0 { uv_poll_stop(conn.poll) } else { uv_poll_start(conn.poll, events, c_connectionEvent) }
+        if events == 0 {
+            LibUV.check(uv_poll_stop(conn.poll), "uv_poll_stop", log: log)
+        } else if !LibUV.check(uv_poll_start(conn.poll, events, c_connectionEvent), "uv_poll_start", log: log) {
+            closeConnection(conn, reason: "cannot poll its socket")
+        }
     }
 
     // MARK: reading
