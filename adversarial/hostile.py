@@ -7,6 +7,7 @@ Scenarios (issue 13's measurements; each runs beside a well-behaved producer, th
 ``flush``    producers flood FLUSH barriers and never read the FLUSH_DONE replies.
 ``keys``     one run defines metric keys without end.
 ``params``   one run sends PARAMS with new keys without end.
+``runs``     1,000 producers start a run each at once, same experiment and name (a sweep launcher).
 
 Each attack goes on until the daemon refuses it (ERROR, or closes the connection), stops reading
 it (backpressure: no progress for a few seconds), its RSS passes ``--stop-mib`` (fail fast: the
@@ -88,6 +89,7 @@ class Attack:
         self.last_check = 0.0
         self.last_status = time.monotonic()
         self.refused_at_start: Optional[int] = None
+        self.keep: List[socket.socket] = []
 
     def should_stop(self) -> bool:
         now = time.monotonic()
@@ -144,11 +146,11 @@ def _decode_all(data: bytes) -> List[dict]:
         return e.records
 
 
-def _producer_socket(path: str, run_id: str, session: Optional[bytes] = None) -> socket.socket:
+def _producer_socket(path: str, run_id: str, session: Optional[bytes] = None, name: str = "sweep") -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)
     s.sendall(wire.hello(wire.ROLE_PRODUCER, os.getpid(), session or os.urandom(16), 1, "hostile", "1")
-              + wire.run_start(run_id, "hostile", run_id, [], 0, 0, 1, "h", [], "/", "", wire.GIT_UNKNOWN, None,
+              + wire.run_start(run_id, "hostile", name, [], 0, 0, 1, "h", [], "/", "", wire.GIT_UNKNOWN, None,
                                time.time_ns()))
     s.setblocking(False)
     return s
@@ -176,9 +178,9 @@ def partial_frames(d: Logd, a: Attack, clients: int = 1000, before_hello: bool =
             s.close()
             break
         if not before_hello:
-            s.sendall(wire.hello(wire.ROLE_PRODUCER, os.getpid(), os.urandom(16), 1, "hostile", "1")
-                      + wire.run_start("partial-%d" % i, "hostile", "p", [], 0, 0, 1, "h", [], "/", "",
-                                       wire.GIT_UNKNOWN, None, time.time_ns()))
+            # HELLO only: the unfinished frame would be the session's first record. (Starting
+            # 1,000 runs is the `runs` scenario's business.)
+            s.sendall(wire.hello(wire.ROLE_PRODUCER, os.getpid(), os.urandom(16), 1, "hostile", "1"))
         s.setblocking(False)
         socks.append(s)
         offsets.append(0)
@@ -318,11 +320,26 @@ def params_without_end(d: Logd, a: Attack, max_keys: int = 50_000_000) -> None:
     _stream(d, a, s, block, "params_keys_sent", per, max_keys)
 
 
+def runs_at_once(d: Logd, a: Attack, runs: int = 1000) -> None:
+    """``runs`` producers start a run each at the same moment, with the same experiment and name
+    (a sweep launcher), then stay connected: the other producers' acknowledgements must go on."""
+    socks = []
+    for i in range(runs):
+        socks.append(_producer_socket(d.socket, "sweep-%d" % i))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not a.should_stop():
+        time.sleep(0.1)
+    a.result["runs_started"] = len(socks)
+    a.result["peak_rss"] = d.memory()["VmHWM"] if d.alive() else None
+    a.keep = socks  # closed by run_scenario after the normal load finished
+
+
 SCENARIOS: Dict[str, Callable[..., None]] = {
     "partial": partial_frames,
     "flush": flush_flood,
     "keys": keys_without_end,
     "params": params_without_end,
+    "runs": runs_at_once,
 }
 
 
@@ -345,7 +362,7 @@ def run_scenario(binary: str, name: str, bound_mib: int = DEFAULT_BOUND_MIB, sto
         r["alive"] = d.alive()
         if r["alive"]:
             r["peak_rss"] = d.memory()["VmHWM"]
-            r.update(normal.finish())
+            r.update(normal.finish(timeout=120))
             r["rss_after"] = d.memory()["VmRSS"]
             st = status(d.socket)
             r["status_ok"] = st["pid"] == d.pid
@@ -354,6 +371,8 @@ def run_scenario(binary: str, name: str, bound_mib: int = DEFAULT_BOUND_MIB, sto
         else:
             normal.stop_flag.set()
             r["death"] = str(d.death("exit"))
+        for s in a.keep:
+            s.close()
         r["bound"] = bound_mib * MIB
         r["ok"] = bool(r["alive"] and r.get("peak_rss") is not None and r["peak_rss"] <= r["bound"]
                        and r.get("normal_acked") == r.get("normal_sent") and not r.get("normal_errors")
@@ -371,7 +390,7 @@ def describe(r: Dict[str, Any]) -> str:
     if r.get("records_refused"):
         how.append("%d records refused (counted)" % r["records_refused"])
     sizes = {k: r[k] for k in ("clients", "clients_refused", "bytes_sent", "flushes_sent", "keys_sent",
-                               "params_keys_sent") if k in r}
+                               "params_keys_sent", "runs_started") if k in r}
     return ("%-8s %s  peak RSS %s (bound %s, baseline %s)  ended by %s  %s  normal load %s/%s acked%s" % (
         r["scenario"], "OK  " if r["ok"] else "FAIL", mib(r.get("peak_rss")), mib(r["bound"]),
         mib(r.get("baseline_rss")), "+".join(how) or "-", sizes, r.get("normal_acked"), r.get("normal_sent"),

@@ -67,3 +67,13 @@ def test_params_without_end(binary: str) -> None:
     # CONFIGURATION.md: past max_params_bytes_per_run later PARAMS are refused and counted, the
     # connection goes on (no ERROR).
     assert r["refused"] or r["stalled"] or r["records_refused"], "the params flood was neither refused nor held back: %s" % describe(r)
+
+
+def test_a_sweep_of_1000_runs_started_at_once_does_not_stall_other_producers(binary: str) -> None:
+    """1,000 runs with one experiment and name, started in the same second: the normal producer's
+    records are still acknowledged. A liveness bound, not a speed test: the wait is 120 s, main
+    before the hardening needed 15 s here, and an implementation that pays a marker fsync per
+    name candidate needs minutes (quadratic)."""
+    r = run_scenario(binary, "runs", BOUND_MIB, seconds=30, runs=1000)
+    check(r)
+    assert r["runs_started"] == 1000
