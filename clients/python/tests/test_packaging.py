@@ -114,17 +114,18 @@ def test_installed_copy_encodes_the_golden_metric_vector(installed):
 
 
 def source_modules() -> List[Path]:
-    return sorted(SRC.glob("*.py"))
+    return sorted(SRC.rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", source_modules(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", source_modules(), ids=lambda p: str(p.relative_to(SRC)))
 def test_module_parses_as_python_3_9(path):
     ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 9))
 
 
 def test_every_module_is_checked():
-    assert {p.name for p in source_modules()} >= {
-        "__init__.py", "api.py", "run.py", "wire.py", "control.py", "logging_handler.py", "tensorboard.py",
+    assert {str(p.relative_to(SRC)) for p in source_modules()} >= {
+        "__init__.py", "api.py", "run.py", "wire/__init__.py", "wire/_protocol.py", "wire/_values.py",
+        "wire/_frames.py", "wire/_decoder.py", "control.py", "logging_handler.py", "tensorboard.py",
         "torch_helpers.py", "_buffer.py", "_process.py", "_sender.py"}
 
 
@@ -151,3 +152,48 @@ def test_import_logd_pulls_in_only_the_standard_library():
     stdlib = set(out["stdlib"])
     third_party = sorted(m for m in new if m.split(".")[0] not in stdlib and m.split(".")[0] != "logd")
     assert third_party == []
+
+
+def _imports_of(path: Path) -> set:
+    """The logd modules a source file imports with relative imports, anywhere in it (lazy imports
+    inside functions count too), as dotted names below the package (``run``, ``wire._values``)."""
+    package = list(path.relative_to(SRC).with_suffix("").parts[:-1])
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.ImportFrom) and node.level):
+            continue
+        base = package[: len(package) - (node.level - 1)]
+        if node.module:
+            out.add(".".join(base + [node.module.split(".")[0]]))
+        else:
+            out.update(".".join(base + [a.name]) for a in node.names)
+    return out
+
+
+def test_no_import_circle_between_modules():
+    modules = {}
+    for path in source_modules():
+        rel = path.relative_to(SRC).with_suffix("")
+        name = ".".join(rel.parts[:-1]) if rel.name == "__init__" else ".".join(rel.parts)
+        modules[name] = path
+    graph = {m: {i for i in _imports_of(p) if i in modules and i != m} for m, p in modules.items()}
+    # The package __init__ files import their members by design; circles among the rest are bugs.
+    graph = {m: {i for i in deps if "." in i or modules[i].name != "__init__.py"} for m, deps in graph.items()
+             if modules[m].name != "__init__.py"}
+    assert "run" in graph["api"], "the check sees imports (api.py imports run.py)"
+    assert "api" not in graph["run"], "run.py must not import api.py"
+    seen, stack = set(), []
+
+    def visit(m):
+        if m in stack:
+            raise AssertionError("import circle: " + " -> ".join(stack[stack.index(m):] + [m]))
+        if m in seen:
+            return
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            visit(d)
+        stack.pop()
+        seen.add(m)
+
+    for m in sorted(graph):
+        visit(m)

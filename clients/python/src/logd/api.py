@@ -32,7 +32,7 @@ import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import wire
-from .run import Context, DeliveryReport, Run, context_name
+from .run import ENDED_HOOKS, Context, DeliveryReport, Run, context_name
 
 __all__ = [
     "CompressorType",
@@ -241,6 +241,9 @@ def _forget(run: Run) -> None:
     with _lock:
         if _current is run:
             _current = None
+
+
+ENDED_HOOKS.append(_forget)
 
 
 def _run() -> Optional[Run]:

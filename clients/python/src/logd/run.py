@@ -24,11 +24,15 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _process, wire
 from ._buffer import FrameBuffer
 from ._sender import Sender
+
+#: Called with each run as it ends (``finish``, exit, a signal). The module-level API registers
+#: here, so this module never imports it (no import circle).
+ENDED_HOOKS: List[Callable[["Run"], None]] = []
 
 __all__ = ["Context", "Run", "DeliveryReport", "TRAINING", "VALIDATION", "TESTING"]
 
@@ -521,8 +525,8 @@ class Run:
         if self._finished:
             return
         self._finished = True
-        from . import api
-        api._forget(self)  # no longer the current run of the module-level functions
+        for hook in ENDED_HOOKS:  # e.g. api: no longer the current run of the module-level functions
+            hook(self)
         if self._child_pending:  # a forked child that never logged: nothing to end
             self._stopped = True
             _unregister(self)
