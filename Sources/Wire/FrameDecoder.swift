@@ -235,32 +235,9 @@ struct BodyReader {
         }
         switch k {
         case .hello:
-            try need(4)
-            guard bytes[0] == 0x4C, bytes[1] == 0x4F, bytes[2] == 0x47, bytes[3] == 0x44 else { throw .badMagic }
-            offset = 4
-            let major = try u8(), minor = try u8()
-            guard major == WireProtocol.majorVersion else { throw .unsupportedVersion(major: major, minor: minor) }
-            let role = try enumByte(Role.self, "hello.role")
-            _ = try u8()  // reserved
-            let pid = try u32()
-            let session = try session()
-            let firstSeq = try u64()
-            let clientName = try name("hello.client_name")
-            let version = try name("hello.client_version")
-            return .hello(
-                Hello(
-                    role: role, pid: pid, session: session, firstSeq: firstSeq, clientName: clientName,
-                    clientVersion: version, major: major, minor: minor))
+            return try helloBody()
         case .welcome:
-            let major = try u8(), minor = try u8()
-            guard major == WireProtocol.majorVersion else { throw .unsupportedVersion(major: major, minor: minor) }
-            _ = try u16()
-            let durable = try u64(), maxFrame = try u32()
-            let version = try name("welcome.daemon_version")
-            return .welcome(
-                Welcome(
-                    durableThrough: durable, maxFrameBytes: maxFrame, daemonVersion: version, major: major,
-                    minor: minor))
+            return try welcomeBody()
         case .ack:
             return .ack(durableThrough: try u64())
         case .flush:
@@ -285,25 +262,7 @@ struct BodyReader {
             let status = try enumByte(ReplyStatus.self, "control_reply.status")
             return .controlReply(ControlReply(requestID: id, status: status, body: try value()))
         case .runStart:
-            let runID = try name("run_start.run_id")
-            let experiment = try name("run_start.experiment")
-            let runName = try name("run_start.name")
-            let tags = try strings("run_start.tags", text: false)
-            let rank = try i32(), localRank = try i32(), worldSize = try i32()
-            let host = try name("run_start.host")
-            let argv = try strings("run_start.command_line", text: true)
-            let cwd = try text("run_start.working_directory")
-            let commit = try name("run_start.git_commit")
-            let dirty = try enumByte(GitDirty.self, "run_start.git_dirty")
-            let hasSeed = try bool("run_start.has_seed")
-            let seed = try i64()
-            let start = try i64()
-            return .runStart(
-                RunStart(
-                    runID: runID, experiment: experiment, name: runName, tags: tags, rank: rank,
-                    localRank: localRank, worldSize: worldSize, host: host, commandLine: argv,
-                    workingDirectory: cwd, gitCommit: commit, gitDirty: dirty, seed: hasSeed ? seed : nil,
-                    startTime: start))
+            return try runStartBody()
         case .params:
             return .params(try value())
         case .metric:
@@ -320,46 +279,117 @@ struct BodyReader {
             let logger = try name("log.logger")
             return .log(LogLine(level: level, timestamp: ts, logger: logger, message: try text("log.message")))
         case .artifact:
-            let context = try name("artifact.context")
-            let step = try i64()
-            let role = try enumByte(ArtifactRole.self, "artifact.role")
-            let mode = try enumByte(ArtifactMode.self, "artifact.mode")
-            let file = try name("artifact.file_name")
-            let path = try text("artifact.original_path")
-            let size = try u64(), digest = try digest(), ts = try i64()
-            return .artifact(
-                Artifact(
-                    context: context, step: step, role: role, mode: mode, fileName: file, originalPath: path,
-                    size: size, sha256: digest, timestamp: ts))
+            return try artifactBody()
         case .modelInfo:
             let modelName = try name("model_info.name")
             let params = try u64(), memory = try u64()
             return .modelInfo(ModelInfo(name: modelName, parameterCount: params, memoryBytes: memory, layers: try value()))
         case .modelVersion:
-            let model = try name("model_version.model_name")
-            let context = try name("model_version.context")
-            let step = try i64()
-            let mode = try enumByte(ArtifactMode.self, "model_version.mode")
-            let file = try name("model_version.file_name")
-            let path = try text("model_version.original_path")
-            let size = try u64(), digest = try digest(), ts = try i64()
-            return .modelVersion(
-                ModelVersion(
-                    modelName: model, context: context, step: step, mode: mode, fileName: file,
-                    originalPath: path, size: size, sha256: digest, timestamp: ts))
+            return try modelVersionBody()
         case .dataset:
-            let label = try name("dataset.label"), context = try name("dataset.context")
-            let samples = try u64(), batchSize = try u32(), workers = try u32()
-            let shuffle = try bool("dataset.shuffle")
-            return .dataset(
-                DatasetInfo(
-                    label: label, context: context, samples: samples, batchSize: batchSize, workers: workers,
-                    shuffle: shuffle, batches: try u64()))
+            return try datasetBody()
         case .runEnd:
             let status = try enumByte(RunStatus.self, "run_end.status")
             return .runEnd(RunEnd(status: status, timestamp: try i64()))
         case .drops:
             return .drops(total: try u64())
         }
+    }
+
+    /// The body of a hello frame.
+    private mutating func helloBody() throws(WireError) -> Record {
+        try need(4)
+        guard bytes[0] == 0x4C, bytes[1] == 0x4F, bytes[2] == 0x47, bytes[3] == 0x44 else { throw .badMagic }
+        offset = 4
+        let major = try u8(), minor = try u8()
+        guard major == WireProtocol.majorVersion else { throw .unsupportedVersion(major: major, minor: minor) }
+        let role = try enumByte(Role.self, "hello.role")
+        _ = try u8()  // reserved
+        let pid = try u32()
+        let session = try session()
+        let firstSeq = try u64()
+        let clientName = try name("hello.client_name")
+        let version = try name("hello.client_version")
+        return .hello(
+            Hello(
+                role: role, pid: pid, session: session, firstSeq: firstSeq, clientName: clientName,
+                clientVersion: version, major: major, minor: minor))
+    }
+
+    /// The body of a welcome frame.
+    private mutating func welcomeBody() throws(WireError) -> Record {
+        let major = try u8(), minor = try u8()
+        guard major == WireProtocol.majorVersion else { throw .unsupportedVersion(major: major, minor: minor) }
+        _ = try u16()
+        let durable = try u64(), maxFrame = try u32()
+        let version = try name("welcome.daemon_version")
+        return .welcome(
+            Welcome(
+                durableThrough: durable, maxFrameBytes: maxFrame, daemonVersion: version, major: major,
+                minor: minor))
+    }
+
+    /// The body of a runStart frame.
+    private mutating func runStartBody() throws(WireError) -> Record {
+        let runID = try name("run_start.run_id")
+        let experiment = try name("run_start.experiment")
+        let runName = try name("run_start.name")
+        let tags = try strings("run_start.tags", text: false)
+        let rank = try i32(), localRank = try i32(), worldSize = try i32()
+        let host = try name("run_start.host")
+        let argv = try strings("run_start.command_line", text: true)
+        let cwd = try text("run_start.working_directory")
+        let commit = try name("run_start.git_commit")
+        let dirty = try enumByte(GitDirty.self, "run_start.git_dirty")
+        let hasSeed = try bool("run_start.has_seed")
+        let seed = try i64()
+        let start = try i64()
+        return .runStart(
+            RunStart(
+                runID: runID, experiment: experiment, name: runName, tags: tags, rank: rank,
+                localRank: localRank, worldSize: worldSize, host: host, commandLine: argv,
+                workingDirectory: cwd, gitCommit: commit, gitDirty: dirty, seed: hasSeed ? seed : nil,
+                startTime: start))
+    }
+
+    /// The body of a artifact frame.
+    private mutating func artifactBody() throws(WireError) -> Record {
+        let context = try name("artifact.context")
+        let step = try i64()
+        let role = try enumByte(ArtifactRole.self, "artifact.role")
+        let mode = try enumByte(ArtifactMode.self, "artifact.mode")
+        let file = try name("artifact.file_name")
+        let path = try text("artifact.original_path")
+        let size = try u64(), digest = try digest(), ts = try i64()
+        return .artifact(
+            Artifact(
+                context: context, step: step, role: role, mode: mode, fileName: file, originalPath: path,
+                size: size, sha256: digest, timestamp: ts))
+    }
+
+    /// The body of a modelVersion frame.
+    private mutating func modelVersionBody() throws(WireError) -> Record {
+        let model = try name("model_version.model_name")
+        let context = try name("model_version.context")
+        let step = try i64()
+        let mode = try enumByte(ArtifactMode.self, "model_version.mode")
+        let file = try name("model_version.file_name")
+        let path = try text("model_version.original_path")
+        let size = try u64(), digest = try digest(), ts = try i64()
+        return .modelVersion(
+            ModelVersion(
+                modelName: model, context: context, step: step, mode: mode, fileName: file,
+                originalPath: path, size: size, sha256: digest, timestamp: ts))
+    }
+
+    /// The body of a dataset frame.
+    private mutating func datasetBody() throws(WireError) -> Record {
+        let label = try name("dataset.label"), context = try name("dataset.context")
+        let samples = try u64(), batchSize = try u32(), workers = try u32()
+        let shuffle = try bool("dataset.shuffle")
+        return .dataset(
+            DatasetInfo(
+                label: label, context: context, samples: samples, batchSize: batchSize, workers: workers,
+                shuffle: shuffle, batches: try u64()))
     }
 }

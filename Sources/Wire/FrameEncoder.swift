@@ -144,23 +144,9 @@ struct BodyWriter {
     mutating func body(of record: Record) throws(WireError) {
         switch record {
         case .hello(let h):
-            out.append(contentsOf: [0x4C, 0x4F, 0x47, 0x44])
-            u8(h.major)
-            u8(h.minor)
-            u8(h.role.rawValue)
-            u8(0)
-            u32(h.pid)
-            session(h.session)
-            u64(h.firstSeq)
-            try name(h.clientName, "hello.client_name")
-            try name(h.clientVersion, "hello.client_version")
+            try helloBody(h)
         case .welcome(let w):
-            u8(w.major)
-            u8(w.minor)
-            u16(0)
-            u64(w.durableThrough)
-            u32(w.maxFrameBytes)
-            try name(w.daemonVersion, "welcome.daemon_version")
+            try welcomeBody(w)
         case .ack(let n):
             u64(n)
         case .flush(let token):
@@ -186,21 +172,7 @@ struct BodyWriter {
             u8(r.status.rawValue)
             try value(r.body)
         case .runStart(let r):
-            try name(r.runID, "run_start.run_id")
-            try name(r.experiment, "run_start.experiment")
-            try name(r.name, "run_start.name")
-            try strings(r.tags, "run_start.tags", text: false)
-            i32(r.rank)
-            i32(r.localRank)
-            i32(r.worldSize)
-            try name(r.host, "run_start.host")
-            try strings(r.commandLine, "run_start.command_line", text: true)
-            try text(r.workingDirectory, "run_start.working_directory")
-            try name(r.gitCommit, "run_start.git_commit")
-            u8(r.gitDirty.rawValue)
-            u8(r.seed == nil ? 0 : 1)
-            i64(r.seed ?? 0)
-            i64(r.startTime)
+            try runStartBody(r)
         case .params(let v):
             try value(v)
         case .metric(let m):
@@ -214,38 +186,16 @@ struct BodyWriter {
             try name(l.logger, "log.logger")
             try text(l.message, "log.message")
         case .artifact(let a):
-            try name(a.context, "artifact.context")
-            i64(a.step)
-            u8(a.role.rawValue)
-            u8(a.mode.rawValue)
-            try name(a.fileName, "artifact.file_name")
-            try text(a.originalPath, "artifact.original_path")
-            u64(a.size)
-            digest(a.sha256)
-            i64(a.timestamp)
+            try artifactBody(a)
         case .modelInfo(let m):
             try name(m.name, "model_info.name")
             u64(m.parameterCount)
             u64(m.memoryBytes)
             try value(m.layers)
         case .modelVersion(let m):
-            try name(m.modelName, "model_version.model_name")
-            try name(m.context, "model_version.context")
-            i64(m.step)
-            u8(m.mode.rawValue)
-            try name(m.fileName, "model_version.file_name")
-            try text(m.originalPath, "model_version.original_path")
-            u64(m.size)
-            digest(m.sha256)
-            i64(m.timestamp)
+            try modelVersionBody(m)
         case .dataset(let d):
-            try name(d.label, "dataset.label")
-            try name(d.context, "dataset.context")
-            u64(d.samples)
-            u32(d.batchSize)
-            u32(d.workers)
-            u8(d.shuffle ? 1 : 0)
-            u64(d.batches)
+            try datasetBody(d)
         case .runEnd(let e):
             u8(e.status.rawValue)
             i64(e.timestamp)
@@ -254,5 +204,79 @@ struct BodyWriter {
         case .unknown(let kind, _):
             throw .unknownKind(kind)
         }
+    }
+
+    private mutating func helloBody(_ h: Hello) throws(WireError) {
+        out.append(contentsOf: [0x4C, 0x4F, 0x47, 0x44])
+        u8(h.major)
+        u8(h.minor)
+        u8(h.role.rawValue)
+        u8(0)
+        u32(h.pid)
+        session(h.session)
+        u64(h.firstSeq)
+        try name(h.clientName, "hello.client_name")
+        try name(h.clientVersion, "hello.client_version")
+    }
+
+    private mutating func welcomeBody(_ w: Welcome) throws(WireError) {
+        u8(w.major)
+        u8(w.minor)
+        u16(0)
+        u64(w.durableThrough)
+        u32(w.maxFrameBytes)
+        try name(w.daemonVersion, "welcome.daemon_version")
+    }
+
+    private mutating func runStartBody(_ r: RunStart) throws(WireError) {
+        try name(r.runID, "run_start.run_id")
+        try name(r.experiment, "run_start.experiment")
+        try name(r.name, "run_start.name")
+        try strings(r.tags, "run_start.tags", text: false)
+        i32(r.rank)
+        i32(r.localRank)
+        i32(r.worldSize)
+        try name(r.host, "run_start.host")
+        try strings(r.commandLine, "run_start.command_line", text: true)
+        try text(r.workingDirectory, "run_start.working_directory")
+        try name(r.gitCommit, "run_start.git_commit")
+        u8(r.gitDirty.rawValue)
+        u8(r.seed == nil ? 0 : 1)
+        i64(r.seed ?? 0)
+        i64(r.startTime)
+    }
+
+    private mutating func artifactBody(_ a: Artifact) throws(WireError) {
+        try name(a.context, "artifact.context")
+        i64(a.step)
+        u8(a.role.rawValue)
+        u8(a.mode.rawValue)
+        try name(a.fileName, "artifact.file_name")
+        try text(a.originalPath, "artifact.original_path")
+        u64(a.size)
+        digest(a.sha256)
+        i64(a.timestamp)
+    }
+
+    private mutating func modelVersionBody(_ m: ModelVersion) throws(WireError) {
+        try name(m.modelName, "model_version.model_name")
+        try name(m.context, "model_version.context")
+        i64(m.step)
+        u8(m.mode.rawValue)
+        try name(m.fileName, "model_version.file_name")
+        try text(m.originalPath, "model_version.original_path")
+        u64(m.size)
+        digest(m.sha256)
+        i64(m.timestamp)
+    }
+
+    private mutating func datasetBody(_ d: DatasetInfo) throws(WireError) {
+        try name(d.label, "dataset.label")
+        try name(d.context, "dataset.context")
+        u64(d.samples)
+        u32(d.batchSize)
+        u32(d.workers)
+        u8(d.shuffle ? 1 : 0)
+        u64(d.batches)
     }
 }
