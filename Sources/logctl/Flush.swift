@@ -12,7 +12,7 @@ struct Flush: ParsableCommand {
     @Option(name: .customLong("run"), help: "Only this run (by run id); default: every run.")
     var runID: String?
 
-    @Option(name: .long, help: "Seconds to wait before giving up (exit 1); 0 … 86400.")
+    @Option(name: .long, help: "Seconds to wait before giving up (exit 1), 0 to 86400.")
     var timeout: Double = 10
 
     func validate() throws {

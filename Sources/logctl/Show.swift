@@ -19,13 +19,24 @@ struct Show: ParsableCommand {
     @Option(help: "Sparkline width in cells (0: none).")
     var width = 40
 
+    @Flag(help: "Print one JSON document (path, run.yaml, config, metric summaries) instead of the report.")
+    var json = false
+
     /// Sections of run.yaml that get their own block below the identity.
     static let sections: Set<String> = ["producers", "artifacts", "models", "datasets"]
 
     func run() throws {
         let run = try disk.run(runName)
+        if json {
+            writeOut(Self.json(run).jsonText() + "\n")
+            return
+        }
+        writeOut(Self.identity(run) + Self.config(run) + metrics(run) + Self.outputs(run))
+    }
+
+    /// run.yaml's fields in its order, then the producers.
+    static func identity(_ run: RunDirectory) -> String {
         var out = ""
-        // Identity: run.yaml's fields, in its order.
         var identity: [[String]] = []
         if let error = run.loadError { identity.append(["error", error]) }
         identity.append(["path", run.path])
@@ -52,44 +63,48 @@ struct Show: ParsableCommand {
                         }
                     }))
         }
+        return out
+    }
 
-        // Config.
-        if let config = run.config() {
-            let flat = TextFormat.flatten(config)
-            out += "\nconfig\n"
-            out +=
-                flat.isEmpty
-                ? "  (no params)\n" : flat.map { "  \($0.key): \(TextFormat.valueText($0.value))\n" }.joined()
-        } else {
-            out += "\nconfig      -\n"
-        }
+    static func config(_ run: RunDirectory) -> String {
+        guard let config = run.config() else { return "\nconfig      -\n" }
+        let flat = TextFormat.flatten(config)
+        return "\nconfig\n"
+            + (flat.isEmpty ? "  (no params)\n" : flat.map { "  \($0.key): \(TextFormat.valueText($0.value))\n" }.joined())
+    }
 
-        // Metrics: summaries (summary.yaml when present) and the series for sparklines.
-        let series = MetricsReader.series(run)
+    /// Summaries (summary.yaml when present) merged with the series read for the sparklines.
+    static func metricStats(_ run: RunDirectory, series: [MetricSeries]) -> [(id: MetricID, stats: MetricStats)] {
         var stats: [(id: MetricID, stats: MetricStats)] = MetricsReader.summaries(run)
         for s in series where !stats.contains(where: { $0.id == s.id }) { stats.append((id: s.id, stats: s.stats)) }
-        if stats.isEmpty {
-            out += "\nmetrics     -\n"
-        } else {
-            let total = stats.reduce(Int64(0)) { $0 + $1.stats.count }
-            out += "\nmetrics (\(stats.count) keys, \(total) samples)\n"
-            var rows: [[String]] = []
-            for (id, s) in stats {
-                let values = series.first(where: { $0.id == id })?.valuesByStep() ?? []
-                let steps = s.firstStep.map { first in "\(first)..\(s.lastStep ?? first)" } ?? "-"
-                rows.append([
-                    id.description, String(s.count), s.last.map(TextFormat.compact) ?? "-",
-                    s.min.map(TextFormat.compact) ?? "-",
-                    s.max.map(TextFormat.compact) ?? "-", steps,
-                    width > 0 ? MetricsReader.sparkline(values, width: width) : "",
-                ])
-            }
-            out += Self.indent(
-                TextFormat.table(
-                    ["METRIC", "COUNT", "LAST", "MIN", "MAX", "STEPS", "TREND"], rows, rightAligned: [1, 2, 3, 4]))
-        }
+        return stats
+    }
 
-        // Artifacts, models, datasets (as run.yaml lists them).
+    func metrics(_ run: RunDirectory) -> String {
+        let series = MetricsReader.series(run)
+        let stats = Self.metricStats(run, series: series)
+        if stats.isEmpty { return "\nmetrics     -\n" }
+        let total = stats.reduce(Int64(0)) { $0 + $1.stats.count }
+        var out = "\nmetrics (\(stats.count) keys, \(total) samples)\n"
+        var rows: [[String]] = []
+        for (id, s) in stats {
+            let values = series.first(where: { $0.id == id })?.valuesByStep() ?? []
+            let steps = s.firstStep.map { first in "\(first)..\(s.lastStep ?? first)" } ?? "-"
+            rows.append([
+                id.description, String(s.count), s.last.map(TextFormat.compact) ?? "-",
+                s.min.map(TextFormat.compact) ?? "-",
+                s.max.map(TextFormat.compact) ?? "-", steps,
+                width > 0 ? MetricsReader.sparkline(values, width: width) : "",
+            ])
+        }
+        out += Self.indent(
+            TextFormat.table(["METRIC", "COUNT", "LAST", "MIN", "MAX", "STEPS", "TREND"], rows, rightAligned: [1, 2, 3, 4]))
+        return out
+    }
+
+    /// Artifacts, models, datasets (as run.yaml lists them).
+    static func outputs(_ run: RunDirectory) -> String {
+        var out = ""
         if case .list(let artifacts)? = run.info["artifacts"], !artifacts.isEmpty {
             out += "\nartifacts\n"
             out += Self.indent(
@@ -130,7 +145,24 @@ struct Show: ParsableCommand {
             out += "\ndatasets\n"
             for d in datasets { out += "  " + Self.text(d) + "\n" }
         }
-        writeOut(out)
+        return out
+    }
+
+    /// `--json`: one document — the path, run.yaml as it is, the config, and every metric's summary.
+    static func json(_ run: RunDirectory) -> Value {
+        func number(_ d: Double?) -> Value { d.map(Value.double) ?? .null }
+        func int(_ i: Int64?) -> Value { i.map(Value.int) ?? .null }
+        let metrics: [Value] = metricStats(run, series: MetricsReader.series(run)).map { m in
+            [
+                "context": .string(m.id.context), "key": .string(m.id.key), "count": .int(m.stats.count),
+                "first_step": int(m.stats.firstStep), "last_step": int(m.stats.lastStep),
+                "last": number(m.stats.last), "min": number(m.stats.min), "max": number(m.stats.max),
+            ]
+        }
+        return [
+            "path": .string(run.path), "error": run.loadError.map(Value.string) ?? .null, "run": run.info,
+            "config": run.config() ?? .null, "metrics": .list(metrics),
+        ]
     }
 
     static func indent(_ text: String, by n: Int = 2) -> String {

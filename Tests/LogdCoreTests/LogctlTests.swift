@@ -145,6 +145,15 @@ extension DaemonTests {
         #expect(spark.count == 40 && spark.first == "█" && spark.last == "▁", "a falling loss, 40 cells: \(spark)")
         #expect(out.contains("SmallCNN") && out.contains("v2"), "models and versions: \(out)")
 
+        // show --json: one document with run.yaml, the config and the same summaries.
+        let showJSON = try Self.logctl(h, ["show", id1, "--json"] + root)
+        #expect(showJSON.code == 0, "\(showJSON.err)")
+        let showDoc = try JSONSerialization.jsonObject(with: Data(showJSON.out.utf8)) as? [String: Any]
+        #expect((showDoc?["run"] as? [String: Any])?["run_id"] as? String == id1, "\(showJSON.out.prefix(300))")
+        let loss = (showDoc?["metrics"] as? [[String: Any]])?.first { $0["key"] as? String == "loss" && $0["context"] as? String == "training" }
+        #expect(loss?["count"] as? Int == 80 && loss?["first_step"] as? Int == 0 && loss?["last_step"] as? Int == 79, "\(String(describing: loss))")
+        if hasConfig { #expect(((showDoc?["config"] as? [String: Any])?["optimizer"] as? [String: Any])?["lr"] as? Double == 0.01) }
+
         // compare: a column for the param that differs (optimizer.lr) and the metrics
         let table = try Self.logctl(h, ["compare", "sweep"] + root)
         #expect(table.code == 0, "\(table.err)")
