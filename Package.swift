@@ -58,7 +58,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "logd",
-            dependencies: ["LogdCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LogdCore", "LogdSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "logctl",

@@ -7,7 +7,6 @@ import LogdCore
     import Glibc
 #endif
 import LogdSystem
-import LogdRead
 
 struct Logd: ParsableCommand {
     static let configuration = CommandConfiguration(
