@@ -54,7 +54,7 @@ struct DataRootOptions: ParsableArguments {
 
     var path: String { dataRoot ?? DefaultPaths.dataRoot(DefaultPaths.environment()) }
 
-    /// The run `name` names (run id, id prefix, or folder), or exit 4 with one line.
+    /// The run `name` names (run id, id prefix, folder, run name or path), or exit 4 with one line.
     func run(_ name: String) throws -> RunDirectory {
         do {
             return try RunCatalog.find(name, root: path)

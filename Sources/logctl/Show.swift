@@ -7,13 +7,14 @@ struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show one run: identity, config, every metric's summary with a sparkline, artifacts and models.",
         discussion: """
-            RUN is a run id, a unique prefix of one, a run folder's name (2026-11-22_23-40-01_baseline), or its \
+            RUN is a run id, a unique prefix of one, a run folder's name (2026-11-22_23-40-01_baseline), the run's name \
+            (baseline, or experiment/baseline), or its \
             path (absolute, or relative to the data root). Reads the files alone; no daemon needed.
             """)
 
     @OptionGroup var disk: DataRootOptions
 
-    @Argument(help: ArgumentHelp("The run: id, id prefix, folder name or path.", valueName: "run"))
+    @Argument(help: ArgumentHelp("The run: id, id prefix, folder name, run name or path.", valueName: "run"))
     var runName: String
 
     @Option(help: "Sparkline width in cells (0: none).")

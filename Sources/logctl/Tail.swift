@@ -19,7 +19,7 @@ struct Tail: ParsableCommand {
 
     @OptionGroup var disk: DataRootOptions
 
-    @Argument(help: ArgumentHelp("The run: id, id prefix, folder name or path.", valueName: "run"))
+    @Argument(help: ArgumentHelp("The run: id, id prefix, folder name, run name or path.", valueName: "run"))
     var runName: String
 
     @Flag(name: [.customShort("f"), .long], help: "Keep following the run's file as it grows and rotates.")

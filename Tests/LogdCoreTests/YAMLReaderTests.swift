@@ -138,19 +138,21 @@ struct ReadingTests {
         deinit { try? FileManager.default.removeItem(atPath: root) }
 
         @discardableResult
-        func run(_ experiment: String, _ folder: String, id: String, start: String, status: String = "finished") throws
+        func run(
+            _ experiment: String, _ folder: String, id: String, start: String, status: String = "finished", name: String? = nil
+        ) throws
             -> String
         {
             let dir = root + "/" + experiment + "/" + folder
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let yaml =
-                "---\nrun_id: \"\(id)\"\nname: \(folder)\nexperiment: \(experiment)\nstatus: \(status)\nstart_time: \"\(start)\"\nend_time: null\n"
+                "---\nrun_id: \"\(id)\"\nname: \(name ?? folder)\nexperiment: \(experiment)\nstatus: \(status)\nstart_time: \"\(start)\"\nend_time: null\n"
             try yaml.write(toFile: dir + "/run.yaml", atomically: true, encoding: .utf8)
             return dir
         }
     }
 
-    @Test("a RUN is found by id, unique id prefix, folder name or path; ambiguous and unknown names are errors")
+    @Test("a RUN is found by id, unique id prefix, folder name, run name or path; ambiguous and unknown names are errors")
     func runLookup() throws {
         let f = try FakeRoot()
         let a = try f.run("exp", "2026-01-01_00-00-00_a", id: "abc-1", start: "2026-01-01T00:00:00.000Z")
@@ -172,6 +174,13 @@ struct ReadingTests {
         } catch {
             #expect("\(error)".contains("ambiguous") && !"\(error)".contains("\n"))
         }
+        // By the run's name (run.yaml), alone or as experiment/name; two runs of one name are ambiguous.
+        try f.run("names", "2026-01-02_00-00-00_baseline", id: "n-1", start: "2026-01-02T00:00:00.000Z", name: "baseline")
+        try f.run("names", "2026-01-02_00-00-01_sweep", id: "n-2", start: "2026-01-02T00:00:01.000Z", name: "sweep")
+        try f.run("more", "2026-01-02_00-00-02_sweep", id: "n-3", start: "2026-01-02T00:00:02.000Z", name: "sweep")
+        #expect((try? RunCatalog.find("baseline", root: f.root))?.runID == "n-1")
+        #expect((try? RunCatalog.find("more/sweep", root: f.root))?.runID == "n-3")
+        #expect(throws: RunCatalog.LookupError.self) { try RunCatalog.find("sweep", root: f.root) }
         let b = try RunCatalog.find("abc-2", root: f.root)
         #expect(
             b.status == "running" && b.endTime == nil && b.experiment == "exp"

@@ -144,7 +144,8 @@ public enum RunCatalog {
 
     /// The run a person named: a run directory path (absolute, relative to the data root, or
     /// relative to the current directory), an exact run id, a folder's last component
-    /// (`2026-11-22_23-40-01_baseline`), or a prefix of exactly one run id — tried in that order.
+    /// (`2026-11-22_23-40-01_baseline`), the run's name (`baseline`, or `experiment/name`), or a
+    /// prefix of exactly one run id — tried in that order. Several runs of one name: ambiguous.
     public static func find(_ name: String, root: String) throws(LookupError) -> RunDirectory {
         guard !name.isEmpty else { throw .notFound(name: name, root: root) }
         if name.hasPrefix("/") {
@@ -165,6 +166,7 @@ public enum RunCatalog {
         }
         if let run = try pick(all.filter { $0.runID == name }) { return run }
         if let run = try pick(all.filter { $0.folder == name }) { return run }
+        if let run = try pick(all.filter { $0.name == name || $0.experiment + "/" + $0.name == name }) { return run }
         if let run = try pick(all.filter { $0.runID.hasPrefix(name) }) { return run }
         throw .notFound(name: name, root: root)
     }
