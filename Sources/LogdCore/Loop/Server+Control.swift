@@ -92,7 +92,7 @@ extension Server {
                 "connections_refused": .int(Int64(refused)), "malformed_frames": .int(Int64(malformed)),
                 "records_dropped": .int(Int64(clamping: dropped)), "write_errors": .int(Int64(stats.writeErrors)),
                 "duplicates_skipped": .int(Int64(clamping: duplicatesSkipped)),
-                "records_refused": .int(Int64(clamping: refusedRecords)),
+                "records_refused": .int(Int64(clamping: refusedRecords &+ stats.refusedRecords)),
                 "partial_frame_bytes": .int(Int64(partialFrameBytes)),
             ],
             "writer": [

@@ -214,14 +214,9 @@ extension Server {
         case .log(let line):
             enqueue(.log(run: runIndex, rank: conn.rank, line))
         case .params(let value):
-            guard run.paramsBytes + frameBytes <= config.maxParamsBytesPerRun,
-                totalParamsBytes + frameBytes <= config.maxParamsBytesTotal
-            else {
-                return refuse(conn, "PARAMS: max_params_bytes_per_run or max_params_bytes_total reached")
-            }
-            run.paramsBytes += frameBytes
-            totalParamsBytes += frameBytes
-            enqueue(.params(run: runIndex, value))
+            // The limits apply to the merged config (later params overwrite earlier keys), which
+            // only the writer holds: it refuses what would pass them (Writer.apply).
+            enqueue(.params(run: runIndex, value, bytes: frameBytes))
         case .runEnd(let end):
             conn.sentRunEnd = true
             sessions[session]?.end = .sent(end.status)
@@ -337,7 +332,6 @@ extension Server {
             runsByID.removeValue(forKey: run.runID)
             runs.removeValue(forKey: run.index)
             totalKeys -= run.keyIndex.count
-            totalParamsBytes -= run.paramsBytes
         }
     }
 

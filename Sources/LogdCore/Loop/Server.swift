@@ -51,8 +51,6 @@ public final class Server: @unchecked Sendable {
         /// defined again (a reconnect, another connection) reuse it. Bounded by max_keys_per_run.
         var keyIndex: [KeyName: Int32] = [:]
         var keyBytes = 0
-        /// Bytes of PARAMS received; bounded by max_params_bytes_per_run.
-        var paramsBytes = 0
 
         init(index: Int32, runID: String, experiment: String, name: String) {
             self.index = index
@@ -146,9 +144,8 @@ public final class Server: @unchecked Sendable {
     var duplicatesSkipped: UInt64 = 0
     /// Records refused by a per-run limit (keys, params) or a bad value; counted, not written.
     var refusedRecords: UInt64 = 0
-    /// Keys and PARAMS bytes of the runs in `runs` (max_keys_total, max_params_bytes_total).
+    /// Keys of the runs in `runs` (max_keys_total).
     var totalKeys = 0
-    var totalParamsBytes = 0
     var rate = 0.0
     private var rateSample: (time: Int64, records: UInt64) = (0, 0)
 

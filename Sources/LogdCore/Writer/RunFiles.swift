@@ -36,6 +36,8 @@ final class RunFiles {
     var endTime: Int64?
     /// The merged params (`Value.merging`, map keys unique): config.yaml.
     var params: Value = .map([])
+    /// An upper bound of `params`' encoded size (Writer.admitParams).
+    var paramsBound = 0
     var metricCount: UInt64 = 0
     var logCount: UInt64 = 0
     let log: RotatingFile

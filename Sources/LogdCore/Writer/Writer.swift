@@ -20,6 +20,8 @@ final class Writer: @unchecked Sendable {
         /// (the queue fills and the loop stops reading) until a durability point succeeds.
         var blocked = false
         var lastWriteError = ""
+        /// Records the writer refused by a limit (PARAMS past max_params_bytes_*).
+        var refusedRecords: UInt64 = 0
         /// Runs whose state under the data root could not be read at start-up, set aside.
         var quarantined = 0
     }
@@ -138,6 +140,7 @@ final class Writer: @unchecked Sendable {
                 }
                 run.marked = true
                 runs[index] = run
+                countParams(run)
                 run.removeSnapshotTemps()
                 if let status = run.endedStatus {
                     // Every producer had ended before the crash (killed between the run's end and
@@ -370,9 +373,11 @@ final class Writer: @unchecked Sendable {
                 run: runIndex, middle: CSV.fieldBytes(key.context) + [0x2C] + CSV.fieldBytes(key.key) + [0x2C],
                 tail: [0x2C] + Array(String(rank).utf8) + [0x2C] + CSV.fieldBytes(key.source) + [0x0A],
                 summary: runs[runIndex]?.summarySlot(context: key.context, key: key.key, source: key.source) ?? -1)
-        case .params(let runIndex, let value):
+        case .params(let runIndex, let value, let bytes):
             guard let run = runs[runIndex] else { return }
-            run.params = run.params.mergedParams(value.uniqueKeys())
+            let merged = run.params.mergedParams(value.uniqueKeys())
+            guard admitParams(run, merged, adding: bytes) else { return }
+            run.params = merged
             run.stale.formUnion([.config, .prov])
             run.needsDurability = true
         case .record(let runIndex, let session, let seq, let record, let fd):
@@ -536,6 +541,9 @@ final class Writer: @unchecked Sendable {
     /// Sessions of finished runs found at start-up (and completed during recovery), for the loop.
     private(set) var finishedSessions: [(SessionID, UInt64)] = []
 
+    /// The open runs' `paramsBound` summed (max_params_bytes_total).
+    private var paramsTotal = 0
+
     /// Finished runs by run id (bounded: the most recent `maxFinishedRuns`).
     private var finishedRuns: [String: String] = [:]
     private var finishedOrder: [String] = []
@@ -569,6 +577,7 @@ final class Writer: @unchecked Sendable {
             run.marked = true
             run.removeSnapshotTemps()
             runs[runIndex] = run
+            countParams(run)
             log.log(.info, "run \(directory) reopened: a producer of run id \(run.runID) came after it ended")
             return run
         } catch {
@@ -625,12 +634,40 @@ final class Writer: @unchecked Sendable {
             if status != "crashed" {
                 try markFinished(run)
                 runs.removeValue(forKey: run.index)
+                paramsTotal -= run.paramsBound
                 keys = keys.filter { $0.value.run != run.index }
             }
             log.log(.info, "run \(run.directory) \(status)")
         } catch {
             writeFailed(run, error)
         }
+    }
+
+    /// A run that comes back with params (recovered, reopened) counts them at their exact size.
+    private func countParams(_ run: RunFiles) {
+        run.paramsBound = (try? FrameEncoder(limits: RunFiles.checkpointLimits).frame(.params(run.params)).count) ?? 0
+        paramsTotal += run.paramsBound
+    }
+
+    /// The merged config of one run may hold at most max_params_bytes_per_run (encoded), and all
+    /// open runs' together max_params_bytes_total. `paramsBound` is an upper bound kept cheaply
+    /// (frame sizes add up); only when it passes a limit is the merged tree measured exactly, so
+    /// PARAMS that overwrite the same keys again and again never hit the limit. Refused PARAMS
+    /// are counted (`records_refused`) and logged once per kind.
+    private func admitParams(_ run: RunFiles, _ merged: Value, adding bytes: Int) -> Bool {
+        var bound = run.paramsBound + bytes
+        if bound > config.maxParamsBytesPerRun || paramsTotal - run.paramsBound + bound > config.maxParamsBytesTotal {
+            bound = (try? FrameEncoder(limits: RunFiles.checkpointLimits).frame(.params(merged)).count) ?? .max
+        }
+        guard bound <= config.maxParamsBytesPerRun, paramsTotal - run.paramsBound + bound <= config.maxParamsBytesTotal else {
+            stats.refusedRecords += 1
+            log.limited(
+                .warning, key: "params-limit", "run \(run.directory): PARAMS refused: max_params_bytes_per_run or max_params_bytes_total reached")
+            return false
+        }
+        paramsTotal += bound - run.paramsBound
+        run.paramsBound = bound
+        return true
     }
 
     private func writeFailed(_ run: RunFiles, _ error: SystemError) {

@@ -37,7 +37,8 @@ enum WriterItem: Sendable {
     indirect case defineKey(key: Int32, run: Int32, MetricKey, rank: Int32)
     case metric(key: Int32, Metric)
     case log(run: Int32, rank: Int32, LogLine)
-    case params(run: Int32, Value)
+    /// `bytes`: the PARAMS frame's size (an upper bound of what it adds to the merged config).
+    case params(run: Int32, Value, bytes: Int)
     /// Artifact, model and dataset records, kept for the run's snapshots. `seq` is the frame's
     /// number in its session; a copy-mode ARTIFACT / MODEL_VERSION carries its descriptor.
     indirect case record(run: Int32, session: SessionID, seq: UInt64, Record, PassedFD?)
