@@ -116,6 +116,23 @@ public enum ArtifactMode: UInt8, Sendable {
 }
 
 /// How a run (or one producer's part in it) ended.
+/// A run's status in logd's tables and on disk (run.yaml `status`): the three a producer ends
+/// with (`RunStatus`, on the wire), plus `running` and `crashed`, which only logd decides.
+public enum RunPhase: String, Sendable, CaseIterable {
+    case running, finished, failed, killed, crashed
+
+    public init(_ status: RunStatus) {
+        switch status {
+        case .finished: self = .finished
+        case .failed: self = .failed
+        case .killed: self = .killed
+        }
+    }
+
+    /// Ended as its producers said (finished, failed, killed): not running, not crashed.
+    public var isEnded: Bool { self == .finished || self == .failed || self == .killed }
+}
+
 public enum RunStatus: UInt8, Sendable {
     case finished = 1
     case failed = 2

@@ -55,7 +55,7 @@ struct Runs: ParsableCommand {
             } else {
                 rows.append([
                     run.startNanos.map(ISOTime.localText) ?? "-", run.experiment, run.name, run.status,
-                    duration.map { TextFormat.duration($0) + (run.status == "running" ? "+" : "") } ?? "-", run.runID,
+                    duration.map { TextFormat.duration($0) + (run.phase == .running ? "+" : "") } ?? "-", run.runID,
                     shown.map { "\($0.name)=\($0.last.map(TextFormat.compact) ?? "-")" }.joined(separator: " "),
                 ])
             }

@@ -45,7 +45,7 @@ struct Show: ParsableCommand {
             for (key, value) in fields where !Self.sections.contains(key) {
                 identity.append([key, Self.text(value)])
                 if key == "end_time", let d = run.durationSeconds() {
-                    identity.append(["duration", TextFormat.duration(d) + (run.status == "running" ? "+" : "")])
+                    identity.append(["duration", TextFormat.duration(d) + (run.phase == .running ? "+" : "")])
                 }
             }
         }

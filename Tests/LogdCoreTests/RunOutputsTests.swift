@@ -30,7 +30,8 @@ extension DaemonTests {
             socket = try WireSocket(path: h.socket)
             session = resume ?? SessionID(high: .random(in: 1...UInt64.max), low: .random(in: 0...UInt64.max))
             try socket.send([
-                .hello(Hello(role: .producer, pid: UInt32(getpid()), session: session, firstSeq: firstSeq, clientName: "raw-test", clientVersion: "0.1"))
+                .hello(
+                    Hello(role: .producer, pid: UInt32(getpid()), session: session, firstSeq: firstSeq, clientName: "raw-test", clientVersion: "0.1"))
             ])
             guard case .welcome(let w) = try socket.receive(timeoutMs: 5000) else { throw DaemonHarness.HarnessError("no WELCOME") }
             welcomeDurable = w.durableThrough
@@ -228,7 +229,9 @@ extension DaemonTests {
     static func randomString(_ rng: inout SplitMix64) -> String {
         if rng.chance(45) { return trickyStrings[rng.int(trickyStrings.count)] }
         var s = ""
-        let ranges: [ClosedRange<UInt32>] = [0x20...0x7E, 0x20...0x7E, 0x00...0x1F, 0xA0...0x24F, 0x4E00...0x4E80, 0x1F600...0x1F64F, 0x2028...0x2029]
+        let ranges: [ClosedRange<UInt32>] = [
+            0x20...0x7E, 0x20...0x7E, 0x00...0x1F, 0xA0...0x24F, 0x4E00...0x4E80, 0x1F600...0x1F64F, 0x2028...0x2029,
+        ]
         for _ in 0..<rng.int(12) {
             let r = ranges[rng.int(ranges.count)]
             s.unicodeScalars.append(Unicode.Scalar(r.lowerBound + UInt32(rng.int(Int(r.upperBound - r.lowerBound + 1))))!)
@@ -335,8 +338,9 @@ extension DaemonTests {
         #expect(
             SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)).description
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        #expect(SHA256.hash([UInt8](repeating: 0x61, count: 1_000_000)).description
-            == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(
+            SHA256.hash([UInt8](repeating: 0x61, count: 1_000_000)).description
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
         var rng = SplitMix64(state: 42)
         for size in [55, 56, 63, 64, 65, 119, 120, 128, 1000, (1 << 20) + 17] {
             let data = (0..<size).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
@@ -480,7 +484,8 @@ extension DaemonTests {
                     name: "resnet-18", parameterCount: 11_689_512, memoryBytes: 46_758_048,
                     layers: [["name": "conv1", "type": "Conv2d", "parameters": 9408], ["name": "fc", "type": "Linear", "parameters": 513_000]])),
             .dataset(DatasetInfo(label: "mnist-train", context: "training", samples: 60_000, batchSize: 64, workers: 4, shuffle: true, batches: 938)),
-            .dataset(DatasetInfo(label: "mnist-val", context: "validation", samples: 10_000, batchSize: 256, workers: 2, shuffle: false, batches: 40)),
+            .dataset(
+                DatasetInfo(label: "mnist-val", context: "validation", samples: 10_000, batchSize: 256, workers: 2, shuffle: false, batches: 40)),
         ])
         var versions: [[UInt8]] = []
         for v in 1...3 {

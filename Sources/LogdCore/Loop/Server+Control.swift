@@ -72,7 +72,7 @@ extension Server {
                 "run_id": .string(r.runID), "experiment": .string(r.experiment), "name": .string(r.name),
                 "directory": r.directory.map(Value.string) ?? .null,
                 "producers": .int(Int64(producers)), "records": .int(Int64(clamping: r.records)),
-                "status": .string(r.status),
+                "status": .string(r.status.rawValue),
             ]
         }
         // Each term is at most 2^53 (DROPS beyond it are refused); the sum saturates anyway.

@@ -83,8 +83,8 @@ extension Server {
                 if state.end == .vanished {
                     // A producer of a run marked crashed (or waiting for its producers) is back.
                     state.end = nil
-                    if run.status != "running" {
-                        run.status = "running"
+                    if run.status != .running {
+                        run.status = .running
                         enqueue(.reopen(run: runIndex))
                     }
                 }
@@ -238,7 +238,7 @@ extension Server {
         }
         if start.startTime == 0 { start.startTime = Posix.realtimeNanos() }
         let run: RunState
-        if let existing = runsByID[start.runID], existing.status == "running" || existing.sessions.contains(session) {
+        if let existing = runsByID[start.runID], existing.status == .running || existing.sessions.contains(session) {
             guard mayUse(existing, conn) else {
                 return protocolError(conn, code: .refused, message: "run id \(start.runID) belongs to uid \(existing.owner)")
             }
@@ -259,8 +259,8 @@ extension Server {
         ranks[session] = start.rank
         conn.rank = start.rank
         conn.sentRunEnd = false
-        if run.status != "running" {
-            run.status = "running"
+        if run.status != .running {
+            run.status = .running
             enqueue(.reopen(run: run.index))
         }
         let info = ProducerInfo(
@@ -296,7 +296,7 @@ extension Server {
 
     /// A run ends when every producer has sent RUN_END or gone.
     func endRunIfDone(_ run: RunState) {
-        guard run.status == "running" else { return }
+        guard run.status == .running else { return }
         var ends: [ProducerEnd] = []
         for s in run.sessions {
             guard let state = sessions[s] else { continue }
@@ -309,19 +309,19 @@ extension Server {
             }
         }
         if ends.count < run.worldSize, !ends.contains(.vanished) { return }  // other ranks have not joined yet
-        let status: String
+        let status: RunPhase
         if ends.contains(.vanished) {
-            status = "crashed"
+            status = .crashed
         } else if ends.contains(.sent(.failed)) {
-            status = "failed"
+            status = .failed
         } else if ends.contains(.sent(.killed)) {
-            status = "killed"
+            status = .killed
         } else {
-            status = "finished"
+            status = .finished
         }
         run.status = status
         enqueue(.runEnded(run: run.index, status: status))
-        if status != "crashed" {
+        if status != .crashed {
             // Finished runs are not resumable: forget them and their sessions.
             for s in run.sessions where sessions[s]?.run == run.index {
                 if let state = sessions[s] { rememberFinished(s, state.received) }

@@ -41,7 +41,7 @@ public final class Server: @unchecked Sendable {
         /// The largest world size any producer announced: a run of N ranks ends only after N
         /// producers have ended (a rank that finishes early does not end its peers' run).
         var worldSize = 1
-        var status = "running"
+        var status = RunPhase.running
         /// Set for runs recovered at start-up: when they count as crashed if nobody returns.
         var graceDeadline: Int64?
         /// The uid whose producer created the run (the kernel's word): only it (or root) may
@@ -315,8 +315,16 @@ public final class Server: @unchecked Sendable {
             accepted += 1
             connections[conn.id] = conn
             conn.poll.pointee.data = Unmanaged.passRetained(ConnectionBox(conn, self)).toOpaque()
-            setPoll(conn, readable: !readingPaused)
+            setPoll(conn, readable: mayRead(conn))
         }
+    }
+
+    /// Whether logd reads this connection now. Backpressure (the writer queue is full, or writes
+    /// are failing) pauses producers only: control connections and ones still awaiting HELLO add
+    /// nothing to the writer's queue worth pausing for (a barrier is one small item), so
+    /// `logctl status` answers and shows the condition.
+    func mayRead(_ conn: Connection) -> Bool {
+        lifecycle == .draining || !readingPaused || conn.state == .control || conn.state == .awaitingHello
     }
 
     func setPoll(_ conn: Connection, readable: Bool) {
@@ -348,7 +356,7 @@ public final class Server: @unchecked Sendable {
     /// Reads until EAGAIN or `budget` bytes, decoding frames as they complete.
     func readAvailable(_ conn: Connection, budget: Int) {
         var budget = budget
-        while budget > 0, conn.state != .closed, !readingPaused || lifecycle == .draining,
+        while budget > 0, conn.state != .closed, mayRead(conn),
             conn.out.count <= Server.outputHighWater || lifecycle == .draining
         {
             if conn.end == conn.capacity { conn.reserve(frameBytes: conn.capacity) }
@@ -492,7 +500,7 @@ public final class Server: @unchecked Sendable {
             closeConnection(conn, reason: "client does not read its replies")
             return
         }
-        setPoll(conn, readable: !readingPaused || lifecycle == .draining)
+        setPoll(conn, readable: mayRead(conn))
     }
 
     // MARK: batching to the writer
@@ -526,7 +534,7 @@ public final class Server: @unchecked Sendable {
         readingPaused = true
         backpressurePauses += 1
         log.limited(.info, key: "backpressure", "writer queue above \(config.writerQueueBytes) bytes: reading paused")
-        for conn in connections.values { setPoll(conn, readable: false) }
+        for conn in connections.values { setPoll(conn, readable: mayRead(conn)) }
     }
 
     func resumeReadingIfDrained() {

@@ -81,7 +81,8 @@ enum Provenance {
     static func iriSegment(_ s: String) -> String {
         var out = ""
         for b in s.utf8 {
-            let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x2E
+            let ok =
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x2E
                 || b == 0x5F
             if ok {
                 out.unicodeScalars.append(Unicode.Scalar(b))
@@ -98,7 +99,8 @@ enum Provenance {
     static func idPart(_ name: String) -> String {
         var bytes: [UInt8] = []
         for b in name.utf8 {
-            let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F
+            let ok =
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F
                 || b == 0x2D || b == 0x2F
             let c = ok ? b : 0x5F
             if c == 0x2F, bytes.isEmpty || bytes.last == 0x2F { bytes.append(0x5F) }
@@ -114,7 +116,8 @@ enum Provenance {
     static func attributePart(_ name: String) -> String {
         var bytes: [UInt8] = []
         for b in name.utf8 {
-            let ok = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2D
+            let ok =
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F || b == 0x2D
                 || b == 0x2E
             bytes.append(ok ? b : 0x5F)
             if bytes.count >= 120 { break }
@@ -255,7 +258,8 @@ enum Provenance {
                 (key: "prov:label", value: .string(s.name)),
             ]
             times(&attrs)
-            let root = absoluteDirectory.hasSuffix("/" + run.directory)
+            let root =
+                absoluteDirectory.hasSuffix("/" + run.directory)
                 ? String(absoluteDirectory.dropLast(run.directory.count + 1)) : absoluteDirectory
             attrs += [
                 (key: "yprov:provenance_path", value: .string(root)),
@@ -269,7 +273,7 @@ enum Provenance {
             attrs += [
                 (key: "logd:runId", value: .string(run.runID)),
                 (key: "logd:experiment", value: .string(s.experiment)),
-                (key: "logd:status", value: .string(run.status)),
+                (key: "logd:status", value: .string(run.status.rawValue)),
                 (key: "logd:directory", value: .string(run.directory)),
                 (key: "logd:user", value: .string(user)),
             ]
@@ -319,7 +323,7 @@ enum Provenance {
                 }
                 let pids = ps.map { Provenance.long(Int64($0.info.pid)) }
                 attrs.append((key: "logd:pid", value: pids.count == 1 ? pids[0] : .list(pids)))
-                let statuses = ps.map(\.status)
+                let statuses = ps.map(\.status.rawValue)
                 attrs.append((key: "logd:status", value: statuses.count == 1 ? .string(statuses[0]) : .list(statuses.map(Value.string))))
                 add("activity", id, attrs)
                 relate("wasInformedBy", [(key: "prov:informed", value: .string(id)), (key: "prov:informant", value: .string(rootID))])
@@ -385,7 +389,7 @@ enum Provenance {
         mutating func buildMetrics() {
             let live = path(run.metrics.liveName)
             let names = MetricFiles.names(run.summaries)
-            let ended = run.endTime != nil && run.status != "crashed"
+            let ended = run.endTime != nil && run.status != .crashed
             let sizes = ended ? MetricFiles.existingSizes(run, names: names) : Array(repeating: nil, count: names.count)
             let order = run.summaries.indices.sorted { (names[$0].utf8.count, $0) < (names[$1].utf8.count, $1) }
             for i in order {
@@ -514,18 +518,21 @@ enum Provenance {
                     relate("wasAttributedTo", [(key: "prov:entity", value: .string(id)), (key: "prov:agent", value: .string(userID))])
                 }
                 if e.isModelVersion, let model = modelIDs[e.model] {
-                    relate("specializationOf", [(key: "prov:specificEntity", value: .string(id)), (key: "prov:generalEntity", value: .string(model))])
+                    relate(
+                        "specializationOf", [(key: "prov:specificEntity", value: .string(id)), (key: "prov:generalEntity", value: .string(model))])
                 }
                 if e.storedPath != nil {
                     // A copy: derived from the file the client named (recorded, never opened).
                     let original = newID("Original_" + f.fileName, ctxPart)
-                    add("entity", original, [
-                        (key: "prov:type", value: "provml:OriginalFile"),
-                        (key: "prov:label", value: .string("Original_" + f.fileName)),
-                        (key: "yprov:fullLabel", value: .string(original)),
-                        (key: "dcterms:identifier", value: .string(f.originalPath)),
-                        (key: "prov:location", value: .string(f.originalPath)),
-                    ])
+                    add(
+                        "entity", original,
+                        [
+                            (key: "prov:type", value: "provml:OriginalFile"),
+                            (key: "prov:label", value: .string("Original_" + f.fileName)),
+                            (key: "yprov:fullLabel", value: .string(original)),
+                            (key: "dcterms:identifier", value: .string(f.originalPath)),
+                            (key: "prov:location", value: .string(f.originalPath)),
+                        ])
                     relate("wasDerivedFrom", [(key: "prov:generatedEntity", value: .string(id)), (key: "prov:usedEntity", value: .string(original))])
                 }
             }
@@ -537,23 +544,25 @@ enum Provenance {
                 let act = activity(d.context)
                 let id = newID(d.label, d.context.isEmpty ? run.directory : d.context)
                 let stem = "yprov:" + Provenance.attributePart(d.label) + "_stat_"
-                add("entity", id, [
-                    (key: "prov:type", value: "provml:Dataset"),
-                    (key: "prov:label", value: .string(d.label)),
-                    (key: "yprov:fullLabel", value: .string(id)),
-                    (key: "prov:role", value: "input"),
-                    (key: stem + "batch_size", value: Provenance.long(Int64(d.batchSize))),
-                    (key: stem + "num_workers", value: Provenance.long(Int64(d.workers))),
-                    (key: stem + "shuffle", value: Provenance.bool(d.shuffle)),
-                    (key: stem + "total_steps", value: Provenance.long(d.batches)),
-                    (key: stem + "total_samples", value: Provenance.long(d.samples)),
-                    (key: "logd:context", value: .string(d.context)),
-                    (key: "logd:samples", value: Provenance.long(d.samples)),
-                    (key: "logd:batchSize", value: Provenance.long(Int64(d.batchSize))),
-                    (key: "logd:workers", value: Provenance.long(Int64(d.workers))),
-                    (key: "logd:shuffle", value: Provenance.bool(d.shuffle)),
-                    (key: "logd:batches", value: Provenance.long(d.batches)),
-                ])
+                add(
+                    "entity", id,
+                    [
+                        (key: "prov:type", value: "provml:Dataset"),
+                        (key: "prov:label", value: .string(d.label)),
+                        (key: "yprov:fullLabel", value: .string(id)),
+                        (key: "prov:role", value: "input"),
+                        (key: stem + "batch_size", value: Provenance.long(Int64(d.batchSize))),
+                        (key: stem + "num_workers", value: Provenance.long(Int64(d.workers))),
+                        (key: stem + "shuffle", value: Provenance.bool(d.shuffle)),
+                        (key: stem + "total_steps", value: Provenance.long(d.batches)),
+                        (key: stem + "total_samples", value: Provenance.long(d.samples)),
+                        (key: "logd:context", value: .string(d.context)),
+                        (key: "logd:samples", value: Provenance.long(d.samples)),
+                        (key: "logd:batchSize", value: Provenance.long(Int64(d.batchSize))),
+                        (key: "logd:workers", value: Provenance.long(Int64(d.workers))),
+                        (key: "logd:shuffle", value: Provenance.bool(d.shuffle)),
+                        (key: "logd:batches", value: Provenance.long(d.batches)),
+                    ])
                 relate("used", [(key: "prov:activity", value: .string(act)), (key: "prov:entity", value: .string(id))])
             }
         }

@@ -19,7 +19,7 @@ final class RunFiles {
 
     struct Producer {
         var info: ProducerInfo
-        var status: String = "running"
+        var status = RunPhase.running
         var dropped: UInt64 = 0
         var durableSeq: UInt64 = 0
         var receivedSeq: UInt64 = 0
@@ -32,7 +32,7 @@ final class RunFiles {
     let dirfd: Int32
     let identity: RunStart
     var producers: [Producer] = []
-    var status = "running"
+    var status = RunPhase.running
     var endTime: Int64?
     /// The merged params (`Value.merging`, map keys unique): config.yaml.
     var params: Value = .map([])
@@ -61,7 +61,7 @@ final class RunFiles {
     /// Copies of this run the copier has not finished.
     var activeCopies = 0
     /// The run ended while copies were running: its end is finished when they are.
-    var deferredEnd: String?
+    var deferredEnd: RunPhase?
     /// Snapshot files to rewrite; the summary is stale when metricCount moved past it.
     var stale: Snapshots = .all
     var summaryWrittenAt: UInt64 = .max
@@ -123,6 +123,13 @@ final class RunFiles {
         var name = base
         var n = 1
         while true {
+            // Names already taken are skipped with a cheap lstat, so only a free candidate costs a
+            // durable marker (many runs of one name in one second were quadratic in fsyncs).
+            var st = stat()
+            while fstatat(expfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, n < 10_000 {
+                n += 1
+                name = base + "_\(n)"
+            }
             try intend(experiment + "/" + name)
             if mkdirat(expfd, name, 0o777) == 0 { break }  // the umask (run_directory_mode) decides the mode
             guard errno == EEXIST, n < 10_000 else { throw SystemError("mkdir", path: experiment + "/" + name) }
@@ -195,7 +202,8 @@ final class RunFiles {
                 let received = max(seq, UInt64(int("received_seq")))
                 run.producers.append(
                     Producer(
-                        info: info, status: str("status"), dropped: min(UInt64(int("dropped")), Server.maxCounter), durableSeq: seq,
+                        info: info, status: RunPhase(rawValue: str("status")) ?? .crashed, dropped: min(UInt64(int("dropped")), Server.maxCounter),
+                        durableSeq: seq,
                         receivedSeq: received))
             }
         }
@@ -206,11 +214,11 @@ final class RunFiles {
 
     /// The run's final status when every producer (at least `world_size` of them) had ended, as
     /// the loop derives it; nil while any is running or vanished.
-    var endedStatus: String? {
+    var endedStatus: RunPhase? {
         guard !producers.isEmpty, producers.count >= Int(identity.worldSize) else { return nil }
         let statuses = producers.map(\.status)
-        guard statuses.allSatisfy({ ["finished", "failed", "killed"].contains($0) }) else { return nil }
-        return statuses.contains("failed") ? "failed" : statuses.contains("killed") ? "killed" : "finished"
+        guard statuses.allSatisfy(\.isEnded) else { return nil }
+        return statuses.contains(.failed) ? .failed : statuses.contains(.killed) ? .killed : .finished
     }
 
     // MARK: durability
@@ -234,7 +242,7 @@ final class RunFiles {
                         "received_seq": .int(Int64(clamping: p.receivedSeq)),
                         "pid": .int(Int64(p.info.pid)), "uid": .int(Int64(p.info.uid)),
                         "client": .string(p.info.clientName), "client_version": .string(p.info.clientVersion),
-                        "status": .string(p.status), "dropped": .int(Int64(clamping: p.dropped)),
+                        "status": .string(p.status.rawValue), "dropped": .int(Int64(clamping: p.dropped)),
                         "start": .string(hexString((try? FrameEncoder().frame(.runStart(p.info.start))) ?? [])),
                     ]
                 }),
@@ -283,7 +291,7 @@ final class RunFiles {
                 "host": .string(s.host), "rank": .int(Int64(s.rank)), "local_rank": .int(Int64(s.localRank)),
                 "world_size": .int(Int64(s.worldSize)),
                 "client": .string(p.info.clientName + " " + p.info.clientVersion),
-                "status": .string(p.status), "dropped": .int(Int64(clamping: p.dropped)),
+                "status": .string(p.status.rawValue), "dropped": .int(Int64(clamping: p.dropped)),
                 "started": .string(ISOTimeFormatter.string(s.startTime)),
             ]
         }
@@ -292,7 +300,7 @@ final class RunFiles {
             "name": .string(first.name),
             "experiment": .string(first.experiment),
             "directory": .string(directory),
-            "status": .string(status),
+            "status": .string(status.rawValue),
             "start_time": .string(ISOTimeFormatter.string(first.startTime)),
             "end_time": endTime.map { .string(ISOTimeFormatter.string($0)) } ?? .null,
             "host": .string(first.host),

@@ -92,8 +92,12 @@ struct OutputEntry {
 
     var isModelVersion: Bool { if case .modelVersion = record { true } else { false } }
 
-    var fields: (context: String, step: Int64, mode: ArtifactMode, fileName: String, originalPath: String, timestamp: Int64,
-                 clientSize: UInt64, clientSHA: Digest256) {
+    var fields:
+        (
+            context: String, step: Int64, mode: ArtifactMode, fileName: String, originalPath: String, timestamp: Int64,
+            clientSize: UInt64, clientSHA: Digest256
+        )
+    {
         switch record {
         case .artifact(let a): (a.context, a.step, a.mode, a.fileName, a.originalPath, a.timestamp, a.size, a.sha256)
         case .modelVersion(let m): (m.context, m.step, m.mode, m.fileName, m.originalPath, m.timestamp, m.size, m.sha256)

@@ -410,7 +410,7 @@ final class Writer: @unchecked Sendable {
             run.needsDurability = true
         case .producerEnded(let runIndex, let session, let end):
             guard let run = runs[runIndex], let p = run.producerIndex(session) else { return }
-            run.producers[p].status = end.name
+            run.producers[p].status = end.phase
             run.snapshotStale = true
             run.needsDurability = true
         case .runEnded(let runIndex, let status):
@@ -421,7 +421,7 @@ final class Writer: @unchecked Sendable {
             run.deferredEnd = nil
             do {
                 try run.reopen()
-                run.status = "running"
+                run.status = .running
                 run.endTime = nil
                 run.snapshotStale = true
             } catch {
@@ -467,13 +467,13 @@ final class Writer: @unchecked Sendable {
         }
         if let p = run.producerIndex(producer.session) {
             run.producers[p].info = producer
-            run.producers[p].status = "running"
+            run.producers[p].status = .running
         } else {
             run.producers.append(RunFiles.Producer(info: producer))
         }
         if !run.isOpen {
             try? run.reopen()
-            run.status = "running"
+            run.status = .running
             run.endTime = nil
         }
         run.snapshotStale = true
@@ -604,7 +604,7 @@ final class Writer: @unchecked Sendable {
         if run.activeCopies == 0, let status = run.deferredEnd { endRun(run, status: status, &events) }
     }
 
-    private func endRun(_ run: RunFiles, status: String, _ events: inout [LoopEvent]) {
+    private func endRun(_ run: RunFiles, status: RunPhase, _ events: inout [LoopEvent]) {
         run.status = status
         run.endTime = Posix.realtimeNanos()
         run.snapshotStale = true
@@ -614,11 +614,11 @@ final class Writer: @unchecked Sendable {
             return
         }
         run.deferredEnd = nil
-        if status != "crashed" { run.abandonPendingCopies() }
+        if status != .crashed { run.abandonPendingCopies() }
         do {
             let durable = try run.makeDurable()
             if !durable.isEmpty { events.append(.durable(durable)) }
-            if status != "crashed" {
+            if status != .crashed {
                 // Per-key metric files for yProv4ML's get_metric (MetricFiles.swift), derived from
                 // metrics.csv before prov.json points at them. Not the record: a failure is logged.
                 do {
@@ -631,7 +631,7 @@ final class Writer: @unchecked Sendable {
             }
             try run.writeSnapshots(user: user, now: Posix.monotonicNanos())
             run.closeFiles()
-            if status != "crashed" {
+            if status != .crashed {
                 try markFinished(run)
                 runs.removeValue(forKey: run.index)
                 paramsTotal -= run.paramsBound

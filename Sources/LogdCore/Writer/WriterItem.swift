@@ -18,10 +18,10 @@ public enum ProducerEnd: Sendable, Equatable {
     /// The connection closed without RUN_END.
     case vanished
 
-    var name: String {
+    var phase: RunPhase {
         switch self {
-        case .sent(let s): s.name
-        case .vanished: "crashed"
+        case .sent(let s): RunPhase(s)
+        case .vanished: .crashed
         }
     }
 }
@@ -47,7 +47,7 @@ enum WriterItem: Sendable {
     case mark(run: Int32, session: SessionID, seq: UInt64)
     case producerEnded(run: Int32, session: SessionID, ProducerEnd)
     /// Every producer has ended (or vanished): `status` is the run's final word.
-    case runEnded(run: Int32, status: String)
+    case runEnded(run: Int32, status: RunPhase)
     /// A producer of an ended (crashed) run came back: reopen its files.
     case reopen(run: Int32)
     /// Reply once everything before this item is written and fsynced.

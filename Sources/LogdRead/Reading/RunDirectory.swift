@@ -25,6 +25,8 @@ public struct RunDirectory: Sendable {
     public var name: String { string("name") ?? folder }
     /// `running`, `finished`, `failed`, `killed`, `crashed`, or `unknown` without a run.yaml.
     public var status: String { string("status") ?? "unknown" }
+    /// `status` as logd's enum; nil for `unknown` or a value logd does not write.
+    public var phase: RunPhase? { RunPhase(rawValue: status) }
     public var startTime: String? { string("start_time") }
     public var endTime: String? { string("end_time") }
     public var startNanos: Int64? { startTime.flatMap(ISOTime.parse) }
@@ -33,7 +35,7 @@ public struct RunDirectory: Sendable {
     /// Seconds from start to end (to now while it runs), nil without a start time.
     public func durationSeconds(now: Int64 = ISOTime.now()) -> Double? {
         guard let start = startNanos else { return nil }
-        let end = endNanos ?? (status == "running" ? now : nil)
+        let end = endNanos ?? (phase == .running ? now : nil)
         guard let end else { return nil }
         return Double(end - start) / 1e9
     }
