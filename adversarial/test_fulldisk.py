@@ -11,7 +11,6 @@ no duplicate row.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -20,19 +19,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fulldisk import can_mount, run  # noqa: E402
-from harness import MIB, logd_binary  # noqa: E402
+from harness import MIB  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not can_mount(), reason="needs root to mount a tmpfs")
 
 
-@pytest.fixture
-def binary() -> str:
-    b = logd_binary()
-    if b is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no logd binary: run `swift build` first or set LOGD_BIN")
-        pytest.skip("no logd binary (swift build, or set LOGD_BIN)")
-    return b
 
 
 @pytest.mark.parametrize("grow", [False, True], ids=["space-freed", "fs-grown"])

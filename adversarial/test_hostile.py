@@ -10,28 +10,17 @@ passes twice the bound (then the test fails at once rather than exhausting the m
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import MIB, logd_binary  # noqa: E402
+from harness import MIB  # noqa: E402
 from hostile import describe, run_scenario  # noqa: E402
 
 BOUND_MIB = 256
 
 
-@pytest.fixture
-def binary() -> str:
-    b = logd_binary()
-    if b is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no logd binary: run `swift build` first or set LOGD_BIN")
-        pytest.skip("no logd binary (swift build, or set LOGD_BIN)")
-    return b
 
 
 def check(r: dict) -> None:

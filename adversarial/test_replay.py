@@ -10,7 +10,6 @@ answer ``flush`` and ``status``.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -19,20 +18,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from actions import Executor, parse  # noqa: E402
-from harness import REPO, DaemonDied, Logd, logd_binary, status  # noqa: E402
+from harness import REPO, DaemonDied, Logd, status  # noqa: E402
 
 VECTORS = REPO / "vectors" / "fuzz-daemon"
 FILES = sorted(VECTORS.glob("*.txt"))
 
 
-@pytest.fixture
-def binary() -> str:
-    b = logd_binary()
-    if b is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no logd binary: run `swift build` first or set LOGD_BIN")
-        pytest.skip("no logd binary (swift build, or set LOGD_BIN)")
-    return b
 
 
 def test_the_folder_holds_inputs() -> None:

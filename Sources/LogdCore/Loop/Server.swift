@@ -114,10 +114,7 @@ public final class Server: @unchecked Sendable {
     /// Sessions of finished runs and their last frame (bounded, most recent kept): a producer
     /// that resends after its run ended (it missed the last acknowledgement) is welcomed with
     /// everything durable, and its resent frames are skipped, never written twice.
-    var finishedSessions: [SessionID: UInt64] = [:]
-    private var finishedOrder: [SessionID] = []
-    private var finishedOrderStart = 0
-    static let maxFinishedSessions = 100_000
+    var finishedSessions = RecentMap<SessionID, UInt64>(capacity: 100_000)
     /// recvmsg's control buffer (loop-confined, reused for every read).
     private let control = UnsafeMutableRawPointer.allocate(byteCount: DescriptorPassing.controlBytes, alignment: 16)
     /// Copy-mode artifacts handed to the writer whose copy has not finished: each holds an open
@@ -233,17 +230,7 @@ public final class Server: @unchecked Sendable {
         return nextKeyIndex
     }
 
-    func rememberFinished(_ session: SessionID, _ seq: UInt64) {
-        if finishedSessions.updateValue(seq, forKey: session) == nil { finishedOrder.append(session) }
-        while finishedSessions.count > Server.maxFinishedSessions, finishedOrderStart < finishedOrder.count {
-            finishedSessions.removeValue(forKey: finishedOrder[finishedOrderStart])
-            finishedOrderStart += 1
-        }
-        if finishedOrderStart > Server.maxFinishedSessions {
-            finishedOrder.removeFirst(finishedOrderStart)
-            finishedOrderStart = 0
-        }
-    }
+    func rememberFinished(_ session: SessionID, _ seq: UInt64) { finishedSessions.set(seq, for: session) }
 
     // MARK: the door from other threads
 

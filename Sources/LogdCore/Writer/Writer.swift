@@ -544,23 +544,10 @@ final class Writer: @unchecked Sendable {
     /// The open runs' `paramsBound` summed (max_params_bytes_total).
     private var paramsTotal = 0
 
-    /// Finished runs by run id (bounded: the most recent `maxFinishedRuns`).
-    private var finishedRuns: [String: String] = [:]
-    private var finishedOrder: [String] = []
-    private var finishedOrderStart = 0
-    static let maxFinishedRuns = 100_000
+    /// Finished runs' directories by run id (the most recent 100,000).
+    private var finishedRuns = RecentMap<String, String>(capacity: 100_000)
 
-    private func remember(finished runID: String, directory: String) {
-        if finishedRuns.updateValue(directory, forKey: runID) == nil { finishedOrder.append(runID) }
-        while finishedRuns.count > Writer.maxFinishedRuns, finishedOrderStart < finishedOrder.count {
-            finishedRuns.removeValue(forKey: finishedOrder[finishedOrderStart])
-            finishedOrderStart += 1
-        }
-        if finishedOrderStart > Writer.maxFinishedRuns {
-            finishedOrder.removeFirst(finishedOrderStart)
-            finishedOrderStart = 0
-        }
-    }
+    private func remember(finished runID: String, directory: String) { finishedRuns.set(directory, for: runID) }
 
     /// Reopens the directory of a finished run with this run id, if the producer's uid owns it.
     private func reopenFinished(_ runIndex: Int32, _ producer: ProducerInfo) -> RunFiles? {
