@@ -13,8 +13,10 @@ struct Tail: ParsableCommand {
             --metrics prints metrics.csv instead (one header line, then the rows of every segment). With -f, \
             logctl keeps the live file open and, when logd rotates it (renames it to the next numbered segment), \
             reads the rest of it and every segment it missed before opening the new live file: each line is \
-            printed exactly once. -f runs until SIGINT or SIGTERM, then exits 0. A last line without its line \
-            end is not printed until it is complete.
+            printed exactly once. -f ends, exit 0, when the run ends (run.yaml's status is no longer running; \
+            the lines written before that are all printed) or on SIGINT or SIGTERM; --forever keeps following \
+            an ended run (a late producer may reopen it). A last line without its line end is not printed \
+            until it is complete.
             """)
 
     @OptionGroup var disk: DataRootOptions
@@ -24,6 +26,9 @@ struct Tail: ParsableCommand {
 
     @Flag(name: [.customShort("f"), .long], help: "Keep following the run's file as it grows and rotates.")
     var follow = false
+
+    @Flag(help: "With -f: keep following after the run ends (until SIGINT or SIGTERM).")
+    var forever = false
 
     @Flag(help: "Tail metrics.csv instead of main.log.")
     var metrics = false
@@ -57,11 +62,20 @@ struct Tail: ParsableCommand {
         guard follow else { return }
         let nanos = Int((interval * 1e9).rounded())
         var wait = timespec(tv_sec: nanos / 1_000_000_000, tv_nsec: nanos % 1_000_000_000)
+        var lastStatusCheck = Posix.monotonicNanos()
         while true {
             let sig = sigtimedwait(&signals, nil, &wait)
             if sig == SIGINT || sig == SIGTERM { break }
+            // run.yaml is rewritten after the run's files are synced: once it says the run ended,
+            // one more poll prints everything, and -f is done.
+            var ended = false
+            if !forever, Posix.monotonicNanos() - lastStatusCheck >= 500_000_000 {
+                lastStatusCheck = Posix.monotonicNanos()
+                ended = RunDirectory.open(run.path).map { $0.phase != .running } ?? false
+            }
             let bytes = follower.poll()
             if !bytes.isEmpty { writeOut(bytes) }
+            if ended { break }
         }
     }
 

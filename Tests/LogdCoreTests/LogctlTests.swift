@@ -217,6 +217,44 @@ extension DaemonTests {
         }
     }
 
+    @Test("logctl tail -f ends by itself, exit 0, once the run ends, after printing every line")
+    func logctlTailEndsWithTheRun() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        try h.start()
+        // Rank 0 of 2 ends; the run keeps running until rank 1 has ended too.
+        let first = try h.producer(["--run-id", "tail-end", "--experiment", "tail", "--rank", "0", "--world-size", "2", "--logs", "50"])
+        #expect(waitAll([first]) && first.terminationStatus == 0)
+        let outPath = h.root + "/tail-end.out"
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        let outHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        defer { try? outHandle.close() }
+        let tail = Process()
+        tail.executableURL = URL(fileURLWithPath: DaemonHarness.tool("logctl"))
+        tail.arguments = ["tail", "tail-end", "-f", "--data-root", h.dataRoot, "--interval", "0.05"]
+        tail.standardOutput = outHandle
+        tail.standardError = FileHandle.nullDevice
+        try tail.run()
+        defer {
+            if tail.isRunning {
+                kill(tail.processIdentifier, SIGKILL)
+                tail.waitUntilExit()
+            }
+        }
+        usleep(1_200_000)  // tail has looked at run.yaml at least once while the run runs
+        #expect(tail.isRunning, "tail -f keeps following a running run")
+        let second = try h.producer(["--run-id", "tail-end", "--experiment", "tail", "--rank", "1", "--world-size", "2", "--logs", "70"])
+        #expect(waitAll([second]) && second.terminationStatus == 0)
+        try h.flush()
+        let deadline = Date().addingTimeInterval(20)
+        while tail.isRunning && Date() < deadline { usleep(20_000) }
+        #expect(!tail.isRunning, "tail -f ends when the run ends")
+        if !tail.isRunning { #expect(tail.terminationReason == .exit && tail.terminationStatus == 0) }
+        let lines = ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(lines.count == 120, "every line of both ranks, once: \(lines.count)")
+        #expect(h.stop() == 0)
+    }
+
     @Test("logctl tail -f follows main.log across rotations: every line exactly once, in order; SIGTERM ends it with 0")
     func logctlTailFollowsRotations() throws {
         let h = try DaemonHarness()
@@ -243,7 +281,7 @@ extension DaemonTests {
         defer { try? outHandle.close() }
         let tail = Process()
         tail.executableURL = URL(fileURLWithPath: DaemonHarness.tool("logctl"))
-        tail.arguments = ["tail", "tail-run", "-f", "--data-root", h.dataRoot, "--interval", "0.05"]
+        tail.arguments = ["tail", "tail-run", "-f", "--forever", "--data-root", h.dataRoot, "--interval", "0.05"]
         tail.standardOutput = outHandle
         tail.standardError = FileHandle.nullDevice
         try tail.run()
