@@ -71,7 +71,7 @@ struct Show: ParsableCommand {
         guard let config = run.config() else { return "\nconfig      -\n" }
         let flat = TextFormat.flatten(config)
         return "\nconfig\n"
-            + (flat.isEmpty ? "  (no params)\n" : flat.map { "  \($0.key): \(TextFormat.valueText($0.value))\n" }.joined())
+            + (flat.isEmpty ? "  (no params)\n" : flat.map { "  \($0.key): \(TextFormat.oneLine(TextFormat.valueText($0.value)))\n" }.joined())
     }
 
     /// Summaries (summary.yaml when present) merged with the series read for the sparklines.

@@ -7,9 +7,28 @@ import LogdSystem
 /// Text forms shared by logctl's reading commands: aligned tables, GitHub markdown, CSV,
 /// numbers, durations, and config trees flattened to dotted keys.
 public enum TextFormat {
+    /// One line for a table cell: a line break is shown as `\n`, a tab as `\t`, another control
+    /// character as `\u{…}` — a multi-line param value stays in its row.
+    public static func oneLine(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return s }
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20 || u.value == 0x7F: out += "\\u{\(String(u.value, radix: 16))}"
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+
     /// Columns padded to their widest cell, two spaces apart, no trailing spaces.
-    /// Columns in `rightAligned` are padded on the left (numbers).
+    /// Columns in `rightAligned` are padded on the left (numbers). Cells are made one line.
     public static func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> String {
+        let header = header.map(oneLine)
+        let rows = rows.map { $0.map(oneLine) }
         var widths = header.map(\.count)
         for row in rows {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
