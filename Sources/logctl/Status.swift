@@ -11,6 +11,11 @@ struct Status: ParsableCommand {
     @Flag(name: .long, help: "Print the status document as JSON (shape: docs/CONTROL_PROTOCOL.md).")
     var json = false
 
+    @Flag(
+        name: .long,
+        help: "Print the counters in the OpenMetrics text format (Prometheus; e.g. node_exporter's textfile collector).")
+    var openmetrics = false
+
     func run() throws {
         let reply = try daemon.connect().call(.status, timeoutMs: 10_000)
         guard reply.status == .ok else {
@@ -19,6 +24,8 @@ struct Status: ParsableCommand {
         }
         if json {
             print(reply.body.jsonText(pretty: true))
+        } else if openmetrics {
+            print(OpenMetrics.render(reply.body), terminator: "")
         } else {
             print(StatusTable.render(reply.body), terminator: "")
         }
@@ -106,5 +113,62 @@ extension String {
         var s = Substring(self)
         while s.last == " " { s = s.dropLast() }
         return String(s)
+    }
+}
+
+/// logd's status document as OpenMetrics text: counters end in `_total`, gauges are plain, one
+/// `# TYPE` and `# HELP` line per family, `# EOF` last (https://openmetrics.io).
+enum OpenMetrics {
+    /// (name, type, help, path into the status document).
+    static let families: [(String, String, String, [String])] = [
+        ("logd_records", "counter", "Records received from producers.", ["totals", "records"]),
+        ("logd_received_bytes", "counter", "Bytes read from client sockets.", ["totals", "bytes"]),
+        ("logd_connections_accepted", "counter", "Client connections accepted.", ["totals", "connections_accepted"]),
+        ("logd_connections_refused", "counter", "Client connections refused.", ["totals", "connections_refused"]),
+        ("logd_malformed_frames", "counter", "Frames that failed to decode or broke the protocol.", ["totals", "malformed_frames"]),
+        ("logd_records_dropped", "counter", "Records producers reported dropping (their buffer was full).", ["totals", "records_dropped"]),
+        ("logd_records_refused", "counter", "Records logd refused by a limit.", ["totals", "records_refused"]),
+        ("logd_duplicates_skipped", "counter", "Resent frames skipped because they were already written.", ["totals", "duplicates_skipped"]),
+        ("logd_write_errors", "counter", "Failed writes under the data root.", ["totals", "write_errors"]),
+        ("logd_records_written", "counter", "Records written by the writer thread.", ["writer", "records_written"]),
+        ("logd_fsyncs", "counter", "fsync calls made.", ["writer", "fsyncs"]),
+        ("logd_backpressure_pauses", "counter", "Times reading paused because the writer queue was full.", ["writer", "backpressure_pauses"]),
+        ("logd_writer_queue_bytes", "gauge", "Bytes queued for the writer thread.", ["writer", "queue_bytes"]),
+        ("logd_writer_queue_limit_bytes", "gauge", "writer_queue_bytes: where reading pauses.", ["writer", "queue_limit_bytes"]),
+        ("logd_writes_blocked", "gauge", "1 while writes fail (disk full) and logd retries.", ["writer", "blocked"]),
+        ("logd_runs_quarantined", "gauge", "Runs set aside at start-up.", ["writer", "quarantined"]),
+        ("logd_partial_frame_bytes", "gauge", "Bytes of partially received frames held.", ["totals", "partial_frame_bytes"]),
+        ("logd_disk_free_bytes", "gauge", "Free bytes on the data root's file system.", ["disk_free_bytes"]),
+        ("logd_uptime_seconds", "gauge", "Seconds since logd started.", ["uptime_s"]),
+    ]
+
+    static func render(_ status: Value) -> String {
+        var out = ""
+        for (name, type, help, path) in families {
+            var v: Value? = status
+            for key in path { v = v?[key] }
+            let number: String
+            switch v {
+            case .int(let i)?: number = String(i)
+            case .double(let d)?: number = d.isFinite ? String(d) : "NaN"
+            case .bool(let b)?: number = b ? "1" : "0"
+            default: continue
+            }
+            out += "# TYPE \(name) \(type)\n# HELP \(name) \(help)\n"
+            out += "\(name)\(type == "counter" ? "_total" : "") \(number)\n"
+        }
+        if case .list(let conns)? = status["connections"] {
+            out += "# TYPE logd_connections gauge\n# HELP logd_connections Open client connections.\n"
+            out += "logd_connections \(conns.count)\n"
+        }
+        if case .list(let runs)? = status["runs"] {
+            out += "# TYPE logd_runs gauge\n# HELP logd_runs Runs logd has open, by status.\n"
+            var byStatus: [String: Int] = [:]
+            for r in runs { if case .string(let s)? = r["status"] { byStatus[s, default: 0] += 1 } }
+            for phase in RunPhase.allCases where phase != .finished && phase != .failed && phase != .killed {
+                out += "logd_runs{status=\"\(phase.rawValue)\"} \(byStatus[phase.rawValue] ?? 0)\n"
+            }
+        }
+        return out + "# EOF\n"
     }
 }

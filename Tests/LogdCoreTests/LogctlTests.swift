@@ -217,6 +217,44 @@ extension DaemonTests {
         }
     }
 
+    @Test("logctl status --openmetrics parses with the Prometheus client's OpenMetrics parser and matches the JSON document")
+    func statusOpenMetrics() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        try h.start()
+        let p = try h.producer(["--run-id", "om", "--experiment", "om", "--metrics", "500", "--end", "none"])
+        #expect(waitAll([p]))
+        try h.flush()
+        let result = try Self.logctl(h, ["status", "--socket", h.socket, "--openmetrics"])
+        #expect(result.code == 0, "\(result.err)")
+        let script = h.root + "/om.py"
+        try """
+        import sys
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families
+        samples = {s.name: s.value for f in text_string_to_metric_families(open(sys.argv[1]).read()) for s in f.samples}
+        assert samples["logd_records_total"] >= 500, samples
+        assert samples["logd_connections_accepted_total"] >= 2, samples
+        assert samples['logd_writes_blocked'] == 0, samples
+        print(int(samples["logd_records_total"]))
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let metricsFile = h.root + "/status.om"
+        try result.out.write(toFile: metricsFile, atomically: true, encoding: .utf8)
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["python3", script, metricsFile]
+        let out = Pipe()
+        check.standardOutput = out
+        try check.run()
+        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        check.waitUntilExit()
+        #expect(check.terminationStatus == 0, "the OpenMetrics parser accepts it: \(result.out)")
+        let status = try h.status()
+        if case .int(let records)? = status["totals"]?["records"] {
+            #expect(Int64(printed.trimmingCharacters(in: .whitespacesAndNewlines)) == records)
+        }
+        #expect(h.stop() == 0)
+    }
+
     @Test("logctl tail -f ends by itself, exit 0, once the run ends, after printing every line")
     func logctlTailEndsWithTheRun() throws {
         let h = try DaemonHarness()
