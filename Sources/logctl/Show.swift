@@ -82,7 +82,8 @@ struct Show: ParsableCommand {
     }
 
     func metrics(_ run: RunDirectory) -> String {
-        let series = MetricsReader.series(run)
+        let parsed = MetricsReader.parse(run)
+        let series = parsed.series
         let stats = Self.metricStats(run, series: series)
         if stats.isEmpty { return "\nmetrics     -\n" }
         let total = stats.reduce(Int64(0)) { $0 + $1.stats.count }
@@ -97,6 +98,16 @@ struct Show: ParsableCommand {
                 s.max.map(TextFormat.compact) ?? "-", steps,
                 width > 0 ? MetricsReader.sparkline(values, width: width) : "",
             ])
+            // A key logged from several sources (per-parameter gradient norms): a row each.
+            if let sources = parsed.sourceStats[id], sources.count > 1 {
+                for (source, s) in sources {
+                    let steps = s.firstStep.map { first in "\(first)..\(s.lastStep ?? first)" } ?? "-"
+                    rows.append([
+                        "  [" + (source.isEmpty ? "-" : source) + "]", String(s.count), s.last.map(TextFormat.compact) ?? "-",
+                        s.min.map(TextFormat.compact) ?? "-", s.max.map(TextFormat.compact) ?? "-", steps, "",
+                    ])
+                }
+            }
         }
         out += Self.indent(
             TextFormat.table(["METRIC", "COUNT", "LAST", "MIN", "MAX", "STEPS", "TREND"], rows, rightAligned: [1, 2, 3, 4]))
@@ -153,12 +164,19 @@ struct Show: ParsableCommand {
     static func json(_ run: RunDirectory) -> Value {
         func number(_ d: Double?) -> Value { d.map(Value.double) ?? .null }
         func int(_ i: Int64?) -> Value { i.map(Value.int) ?? .null }
-        let metrics: [Value] = metricStats(run, series: MetricsReader.series(run)).map { m in
+        func stats(_ s: MetricStats) -> [(key: String, value: Value)] {
             [
-                "context": .string(m.id.context), "key": .string(m.id.key), "count": .int(m.stats.count),
-                "first_step": int(m.stats.firstStep), "last_step": int(m.stats.lastStep),
-                "last": number(m.stats.last), "min": number(m.stats.min), "max": number(m.stats.max),
+                (key: "count", value: .int(s.count)), (key: "first_step", value: int(s.firstStep)),
+                (key: "last_step", value: int(s.lastStep)), (key: "last", value: number(s.last)),
+                (key: "min", value: number(s.min)), (key: "max", value: number(s.max)),
             ]
+        }
+        let parsed = MetricsReader.parse(run)
+        let metrics: [Value] = metricStats(run, series: parsed.series).map { m in
+            let sources: [Value] = (parsed.sourceStats[m.id] ?? []).map { .map([(key: "source", value: .string($0.source))] + stats($0.stats)) }
+            return .map(
+                [(key: "context", value: .string(m.id.context)), (key: "key", value: .string(m.id.key))] + stats(m.stats)
+                    + [(key: "sources", value: .list(sources))])
         }
         return [
             "path": .string(run.path), "error": run.loadError.map(Value.string) ?? .null, "run": run.info,

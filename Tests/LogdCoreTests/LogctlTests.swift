@@ -217,6 +217,36 @@ extension DaemonTests {
         }
     }
 
+    @Test("logctl show: a key logged from several sources (per-parameter grad norms) gets a row per source, and --json lists them")
+    func showPerSourceMetrics() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        try h.start()
+        let p = try RawProducer(h, runID: "sources", experiment: "src", name: "sources")
+        for step in 0..<10 {
+            try p.metric("grad_norm", source: "layer1.weight", Double(step), step: Int64(step))
+            try p.metric("grad_norm", source: "layer2.weight", Double(100 + step), step: Int64(step))
+            try p.metric("loss", Double(10 - step), step: Int64(step))
+        }
+        try p.end()
+        let root = ["--data-root", h.dataRoot]
+        let show = try Self.logctl(h, ["show", "sources", "--width", "0"] + root)
+        #expect(show.code == 0, "\(show.err)")
+        let lines = show.out.split(separator: "\n").map(String.init)
+        let l1 = lines.first { $0.contains("[layer1.weight]") } ?? ""
+        let l2 = lines.first { $0.contains("[layer2.weight]") } ?? ""
+        #expect(l1.contains(" 10 ") && l1.contains(" 9 "), "layer1: 10 samples, last 9: \(show.out)")
+        #expect(l2.contains(" 10 ") && l2.contains(" 109 "), "layer2: 10 samples, last 109: \(show.out)")
+        #expect(!lines.contains { $0.contains("loss") && $0.contains("[") }, "a single-source key gets no source rows")
+        let json = try Self.logctl(h, ["show", "sources", "--json"] + root)
+        let doc = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
+        let grad = (doc?["metrics"] as? [[String: Any]])?.first { $0["key"] as? String == "grad_norm" }
+        let sources = (grad?["sources"] as? [[String: Any]])?.compactMap { $0["source"] as? String }
+        #expect(sources == ["layer1.weight", "layer2.weight"], "\(json.out.prefix(400))")
+        #expect(grad?["count"] as? Int == 20)
+        #expect(h.stop() == 0)
+    }
+
     @Test("logctl status --openmetrics parses with the Prometheus client's OpenMetrics parser and matches the JSON document")
     func statusOpenMetrics() throws {
         let h = try DaemonHarness()

@@ -82,12 +82,15 @@ public enum MetricsReader {
     /// Every series of the run, in order of first appearance. Reads every metrics.csv segment
     /// (oldest first, then the live file); each segment's header row is skipped, and an
     /// incomplete last row of a file (no line end yet: the run is live) is ignored.
-    public static func series(_ run: RunDirectory) -> [MetricSeries] {
+    public static func series(_ run: RunDirectory) -> [MetricSeries] { parse(run).series }
+
+    /// Every metrics.csv segment of the run through one parser: its series and per-source stats.
+    public static func parse(_ run: RunDirectory) -> MetricsCSV {
         var parser = MetricsCSV()
         for path in run.segments(stem: "metrics", ext: "csv") {
             if let bytes = FS.read(path) { parser.feedSegment(bytes) }
         }
-        return parser.series
+        return parser
     }
 
     /// Per (context, key) summaries: summary.yaml's when the run has one, else computed from
@@ -184,6 +187,10 @@ public enum MetricsReader {
 public struct MetricsCSV {
     public private(set) var series: [MetricSeries] = []
     private var index: [String: Int] = [:]
+    /// Per (context, key): each `source` column value's own stats, in order of first appearance
+    /// (per-parameter gradient norms share one key and differ by source).
+    public private(set) var sourceStats: [MetricID: [(source: String, stats: MetricStats)]] = [:]
+    private var sourceIndex: [MetricID: [String: Int]] = [:]
     public private(set) var rows = 0
 
     public init() {}
@@ -207,7 +214,7 @@ public struct MetricsCSV {
 
     private mutating func addRow(_ fields: [[UInt8]], columns: [String: Int]) {
         let stepCol = columns["step"] ?? 1, contextCol = columns["context"] ?? 2, keyCol = columns["key"] ?? 3
-        let valueCol = columns["value"] ?? 4
+        let valueCol = columns["value"] ?? 4, sourceCol = columns["source"] ?? 6
         guard fields.count > max(stepCol, contextCol, keyCol, valueCol) else { return }
         guard let value = MetricsCSV.double(fields[valueCol]) else { return }
         let step = MetricsCSV.int(fields[stepCol])
@@ -225,6 +232,16 @@ public struct MetricsCSV {
         series[i].steps.append(step)
         series[i].values.append(value)
         series[i].stats.add(value, step: step)
+        let source = sourceCol < fields.count ? String(decoding: fields[sourceCol], as: UTF8.self) : ""
+        let id = series[i].id
+        if let j = sourceIndex[id]?[source] {
+            sourceStats[id]![j].stats.add(value, step: step)
+        } else {
+            var stats = MetricStats()
+            stats.add(value, step: step)
+            sourceIndex[id, default: [:]][source] = sourceStats[id, default: []].count
+            sourceStats[id, default: []].append((source: source, stats: stats))
+        }
         rows += 1
     }
 
