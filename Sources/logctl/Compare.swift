@@ -9,7 +9,8 @@ struct Compare: ParsableCommand {
         discussion: """
             Params come from each run's config.yaml, flattened to dotted keys (optimizer.lr); only keys whose \
             values differ between the runs get a column. Metrics: every metric's last value by default, or the \
-            ones named with --metric (a key, or context/key such as validation/accuracy). A metric column is \
+            ones named with --metric (a key, or context/key such as validation/accuracy; key[source] for one \
+            source of a key logged from several, such as grad_norm[fc.weight]). A metric column is \
             named by its key when that key is in one context only, else context/key. --sort orders by a column \
             (name, run_id, status, start, a param or a metric), ascending (lowest loss first), --desc for \
             descending; runs without a value come last either way. Default order: by start time. Formats: \
@@ -23,7 +24,7 @@ struct Compare: ParsableCommand {
 
     @Option(
         name: .customLong("metric"),
-        help: "A metric column (key or context/key); repeat for more. Default: every metric.")
+        help: "A metric column (key, context/key, or key[source]); repeat for more. Default: every metric.")
     var metrics: [String] = []
 
     @Option(help: "Sort by this column: name, run_id, status, start, a param (optimizer.lr) or a metric.")

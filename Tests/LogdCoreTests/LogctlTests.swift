@@ -244,6 +244,10 @@ extension DaemonTests {
         let sources = (grad?["sources"] as? [[String: Any]])?.compactMap { $0["source"] as? String }
         #expect(sources == ["layer1.weight", "layer2.weight"], "\(json.out.prefix(400))")
         #expect(grad?["count"] as? Int == 20)
+        // compare: one source of the key as a column, by key[source].
+        let compare = try Self.logctl(h, ["compare", "src", "--metric", "grad_norm[layer2.weight]", "--format", "csv"] + root)
+        #expect(compare.code == 0, "\(compare.err)")
+        #expect(compare.out.contains("grad_norm[layer2.weight]") && compare.out.contains(",109"), "\(compare.out)")
         #expect(h.stop() == 0)
     }
 

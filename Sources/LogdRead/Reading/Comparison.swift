@@ -30,6 +30,8 @@ public struct Comparison {
     public struct Column {
         public var name: String
         public var id: MetricID?
+        /// `--metric key[source]`: one source of a key logged from several (a parameter's grad norm).
+        public var source: String? = nil
     }
 
     public var experiment: String
@@ -97,25 +99,31 @@ public struct Comparison {
             columns = ids.map { Column(name: display($0), id: $0) }
         } else {
             for name in metricNames {
-                var matches = ids.filter { $0.description == name }
-                if matches.isEmpty { matches = ids.filter { $0.key == name } }
+                let (base, source) = Comparison.splitSource(name)
+                var matches = ids.filter { $0.description == base }
+                if matches.isEmpty { matches = ids.filter { $0.key == base } }
                 if matches.isEmpty {
                     unmatched.append(name)
                     columns.append(Column(name: name, id: nil))
                 }
-                for id in matches where !columns.contains(where: { $0.id == id }) {
-                    columns.append(Column(name: display(id), id: id))
+                for id in matches where !columns.contains(where: { $0.id == id && $0.source == source }) {
+                    columns.append(Column(name: display(id) + (source.map { "[\($0)]" } ?? ""), id: id, source: source))
                 }
             }
         }
         metrics = columns
         self.unmatched = unmatched
         var rows: [Row] = []
+        let needSources = columns.contains { $0.source != nil }
         for (i, run) in runs.enumerated() {
-            rows.append(
-                Row(
-                    run: run, params: params.map { lookups[i][$0] },
-                    metrics: columns.map { c in c.id.flatMap { summaries[i][$0] }.map { stat.value($0) } ?? .null }))
+            // Per-source stats come from metrics.csv (summary.yaml merges the sources of a key).
+            let bySource = needSources ? MetricsReader.parse(run).sourceStats : [:]
+            func stats(_ c: Column) -> MetricStats? {
+                guard let id = c.id else { return nil }
+                guard let source = c.source else { return summaries[i][id] }
+                return bySource[id]?.first { $0.source == source }?.stats
+            }
+            rows.append(Row(run: run, params: params.map { lookups[i][$0] }, metrics: columns.map { c in stats(c).map { stat.value($0) } ?? .null }))
         }
         if let sort {
             let key: (Row) -> Value?
@@ -154,6 +162,12 @@ public struct Comparison {
             }.map(\.row)
         }
         self.rows = rows
+    }
+
+    /// `key[source]` → (`key`, `source`); a name without a trailing `[…]` has no source.
+    static func splitSource(_ name: String) -> (String, String?) {
+        guard name.hasSuffix("]"), let open = name.lastIndex(of: "["), open != name.startIndex else { return (name, nil) }
+        return (String(name[..<open]), String(name[name.index(after: open)..<name.index(before: name.endIndex)]))
     }
 
     /// -1, 0, 1: numbers by value (NaN after every number), else by text.
