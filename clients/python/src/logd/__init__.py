@@ -13,7 +13,7 @@ docs/WIRE_PROTOCOL.md in the logd repository.
 
 from __future__ import annotations
 
-from . import control
+from . import api, control  # api: bound by the imports below anyway; named here for type checkers
 from ._sender import CLIENT_VERSION as __version__
 from .api import (
     current_run,

@@ -130,12 +130,13 @@ class FrameBuffer:
         if c.pos + n > len(c.data):
             if force:
                 saved, self.capacity = self.capacity, 1 << 62
-                c = self.roll(n)
+                rolled = self.roll(n)
                 self.capacity = saved
             else:
-                c = self.roll(n)
-            if c is None:
+                rolled = self.roll(n)
+            if rolled is None:
                 return False
+            c = rolled
         pos = c.pos
         c.data[pos:pos + n] = frame
         if fd >= 0:

@@ -14,12 +14,12 @@ import math
 import struct
 import wave
 import zlib
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 try:  # optional
     import numpy as _np
 except Exception:  # pragma: no cover - exercised when numpy is absent
-    _np = None
+    _np = None  # type: ignore[assignment]  # numpy is optional: every use tests ``_np`` first
 
 
 # -- arrays without numpy ---------------------------------------------------------------------------
@@ -367,7 +367,7 @@ def histogram(values: Any, bins: Any = "tensorflow", max_bins: Optional[int] = N
     squares = math.fsum(v * v for v in xs)
     mean = total / n
     var = max(0.0, squares / n - mean * mean)
-    out = {"min": lo, "max": hi, "num": n, "sum": total, "sum_squares": squares, "mean": mean,
+    out: Dict[str, Any] = {"min": lo, "max": hi, "num": n, "sum": total, "sum_squares": squares, "mean": mean,
            "std": math.sqrt(var)}
     for q in QUANTILES:
         pos = q * (n - 1)

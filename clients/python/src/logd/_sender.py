@@ -193,14 +193,15 @@ class Sender:
                 pass
 
     def _pump(self) -> None:
-        if self.socket_path is None:
+        path = self.socket_path
+        if path is None:
             self._pump_local()
             return
         if self._sock is None:
             now = time.monotonic()
             if now < self._next_attempt:
                 return
-            if not self._connect():
+            if not self._connect(path):
                 self.connect_failures += 1
                 self._next_attempt = now + self._backoff
                 self._backoff = min(self._backoff * 2, 1.0)
@@ -228,17 +229,17 @@ class Sender:
         self._idle = marker == self._last_marker
         self._last_marker = marker
 
-    def _connect(self) -> bool:
+    def _connect(self, path: str) -> bool:
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         except OSError as exc:
             self.last_error = "socket: %s" % exc
             return False
         try:
-            sock.connect(self.socket_path)
+            sock.connect(path)
         except OSError as exc:
             sock.close()
-            self.last_error = "cannot connect to %s: %s" % (self.socket_path, exc.strerror or exc)
+            self.last_error = "cannot connect to %s: %s" % (path, exc.strerror or exc)
             return False
         sock.setblocking(False)
         self._sock = sock

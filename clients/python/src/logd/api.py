@@ -136,16 +136,16 @@ def start_run(*args: Any, **kwargs: Any) -> Run:
     positional ``start_run(namespace, experiment_name)`` is recognised by a namespace-looking
     first argument (``www.…`` or ``…://…``)."""
     global _current
-    args = list(args)
-    if args and isinstance(args[0], str) and (args[0].startswith("www.") or "://" in args[0]):
+    positional: List[Any] = list(args)
+    if positional and isinstance(positional[0], str) and (positional[0].startswith("www.") or "://" in positional[0]):
         # 1.x: (prov_user_namespace, experiment_name, provenance_save_dir, collect_all_processes,
         # save_after_n_logs, rank)
         for name, value in zip(("prov_user_namespace", "experiment_name", "provenance_save_dir",
-                                "collect_all_processes", "save_after_n_logs", "rank"), args):
+                                "collect_all_processes", "save_after_n_logs", "rank"), positional):
             kwargs.setdefault(name, value)
-        args = []
+        positional = []
     for name, value in zip(("experiment", "name", "config", "tags", "seed", "run_id", "socket", "sink",
-                            "buffer_bytes"), args):
+                            "buffer_bytes"), positional):
         kwargs.setdefault(name, value)
     experiment = kwargs.pop("experiment", None)
     experiment_name = kwargs.pop("experiment_name", None)
@@ -757,7 +757,8 @@ def _extend_context(context: Any) -> Context:
             member = str.__new__(Context, value)
             member._name_ = name
             member._value_ = value
-            member.__objclass__ = Context
+            # Enum sets __objclass__ on each member at runtime; typeshed does not declare it.
+            member.__objclass__ = Context  # type: ignore[attr-defined]
             Context._member_map_[name] = member
             Context._member_names_.append(name)
             Context._value2member_map_[value] = member
@@ -819,7 +820,7 @@ def log_carbon_metrics(context: Any = None, step: Optional[int] = None, **_: Any
 
 def _flops(run: Run, what: str, model: Any, data: Any, per_epoch: bool) -> Optional[float]:
     try:
-        from fvcore.nn import FlopCountAnalysis  # type: ignore[import-not-found]
+        from fvcore.nn import FlopCountAnalysis
     except ImportError:
         run._bad_call(what, RuntimeError("counting FLOPs needs fvcore (pip install fvcore)"))
         return None
@@ -1020,7 +1021,8 @@ class ProvMLLogger:
     def __new__(cls, name: Optional[str] = "lightning_logs", version: Any = None, prefix: str = "",
                 flush_logs_every_n_steps: int = 100) -> Any:
         base = _lightning_logger_base()
-        sub = _logger_classes.get(base)
+        # Built at runtime on whichever Lightning Logger is installed: typed as Any on purpose.
+        sub: Any = _logger_classes.get(base)
         if sub is None:
             methods = {k: v for k, v in _ProvMLLoggerMethods.__dict__.items() if k not in ("__dict__", "__weakref__")}
             sub = type("ProvMLLogger", (base,), methods)
@@ -1033,7 +1035,8 @@ class ProvMLLogger:
 class _ProvMLLoggerMethods:
     def __init__(self, name: Optional[str] = "lightning_logs", version: Any = None, prefix: str = "",
                  flush_logs_every_n_steps: int = 100) -> None:
-        type(self).__mro__[1].__init__(self)  # Lightning's Logger
+        lightning_logger: Any = type(self).__mro__[1]  # Lightning's Logger (see ProvMLLogger)
+        lightning_logger.__init__(self)
         self._name = name or ""
         self._version = version
         self._prefix = prefix

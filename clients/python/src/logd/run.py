@@ -156,7 +156,7 @@ class Run:
         self.last_error: Optional[str] = None
         self.rank, self.local_rank, self.world_size = _process.ranks()
         commit, dirty = _process.git_state()
-        self._start_fields = dict(
+        self._start_fields: Dict[str, Any] = dict(
             run_id=self.run_id, experiment=experiment, name=name, tags=[str(t) for t in tags],
             rank=self.rank, local_rank=self.local_rank, world_size=self.world_size,
             host=_process.host_name(), command_line=_process.command_line(),

@@ -61,7 +61,7 @@ def sample() -> List[Tuple[str, float, str]]:
     """``[(key, value, source)]``: CPU, RAM and disk, then each GPU nvidia-ml-py sees."""
     out: List[Tuple[str, float, str]] = []
     try:
-        import psutil  # type: ignore[import-not-found]
+        import psutil
     except ImportError:
         psutil = None
     cpu = _proc_cpu_percent()
@@ -98,7 +98,7 @@ def gpu_sample() -> List[Tuple[str, float, str]]:
     if _nvml_state.get("failed"):
         return []
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
         if not _nvml_state.get("init"):
             pynvml.nvmlInit()
             _nvml_state["init"] = True
@@ -142,7 +142,7 @@ def carbon_sample(state: Dict[str, Any]) -> List[Tuple[str, float]]:
     starts the measurement and reports what it measured so far). Raises when codecarbon is not
     installed."""
     try:
-        import codecarbon  # type: ignore[import-not-found]
+        import codecarbon
     except ImportError:
         raise RuntimeError("carbon metrics need codecarbon (pip install codecarbon)") from None
     tracker = state.get("carbon_tracker")
@@ -204,7 +204,7 @@ def _stats(values: Sequence[float]) -> Dict[str, float]:
 
 def _tensor_stats(tensors: List[Any]) -> Dict[str, float]:
     if all(hasattr(t, "detach") for t in tensors):
-        import torch  # type: ignore[import-not-found]
+        import torch
         w = torch.cat([t.detach().float().cpu().flatten() for t in tensors])
         s = w
         if s.numel() > (1 << 24):  # torch.quantile's limit: an evenly strided sample
@@ -268,12 +268,13 @@ def source_files(path: Optional[str], limit: int = 1000) -> List[str]:
     root = os.path.dirname(script)
     files = [script]
     for m in list(sys.modules.values()):
-        f = getattr(m, "__file__", None)
-        if not f or not f.endswith(".py"):
+        mod_file = getattr(m, "__file__", None)
+        if not mod_file or not mod_file.endswith(".py"):
             continue
-        f = os.path.abspath(f)
-        if f != script and f.startswith(root + os.sep) and "site-packages" not in f and f not in files:
-            files.append(f)
+        mod_file = os.path.abspath(mod_file)
+        if (mod_file != script and mod_file.startswith(root + os.sep) and "site-packages" not in mod_file
+                and mod_file not in files):
+            files.append(mod_file)
         if len(files) >= limit:
             break
     return files

@@ -87,11 +87,12 @@ class SummaryWriter:
         if default_logdir:
             logdir = os.path.join("runs", datetime.now().strftime("%b%d_%H-%M-%S") + "_" + socket.gethostname()
                                   + (comment or ""))
-        self.logdir = logdir
+        self.logdir: Any = logdir  # a str or os.PathLike, never None from here on
         self.purge_step = purge_step
         self.context = context
         self.kwargs = kwargs
-        self.scalar_dict: Dict[str, List[List[float]]] = {}
+        # tag -> [[walltime, step (None when not given), value], ...]
+        self.scalar_dict: Dict[str, List[List[Optional[float]]]] = {}
         self._write_to_disk = bool(write_to_disk)
         self._max_queue, self._flush_secs, self._filename_suffix = max_queue, flush_secs, filename_suffix
         self._default_metadata: Dict[str, Any] = {}
@@ -575,7 +576,7 @@ class GlobalSummaryWriter:
                  log_dir: Optional[Any] = None, coalesce_process: bool = True, **kwargs: Any) -> None:
         import multiprocessing as mp
 
-        self.smw: Optional[SummaryWriter] = SummaryWriter(
+        self.smw: SummaryWriter = SummaryWriter(
             logdir=logdir, comment=comment, purge_step=purge_step, max_queue=max_queue, flush_secs=flush_secs,
             filename_suffix=filename_suffix, write_to_disk=write_to_disk, log_dir=log_dir, **kwargs)
         self.lock = mp.Lock()

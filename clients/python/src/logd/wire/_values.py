@@ -264,7 +264,7 @@ def _to_value_inner(obj: Any, depth: int, active: set) -> Any:
             return result
         if items is None:
             items = _sorted_set(obj)
-        out_list = []
+        out_list: List[Any] = []
         for v in items:
             if len(out_list) >= MAX_COUNT:
                 break
