@@ -214,6 +214,29 @@ extension DaemonTests {
         #expect(h.stop() == 0)
     }
 
+    @Test("a run that starts while the disk is full is created once space returns, with every record: nothing is dropped with the failed mkdir")
+    func runStartedOnAFullDisk() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        let fault = h.root + "/enospc"
+        h.environment = ["LOGD_FAULT_ENOSPC": fault]
+        try h.start()
+        FileManager.default.createFile(atPath: fault, contents: nil)
+        let p = try RawProducer(h, runID: "late-space", experiment: "disk", name: "late")
+        for step in 0..<200 { try p.metric("loss", Double(step), step: Int64(step)) }
+        #expect(try p.flush(timeoutMs: 30_000).status == .failed, "no run directory yet: the flush fails")
+        #expect(h.runDirectories().isEmpty)
+        try FileManager.default.removeItem(atPath: fault)
+        var resumed = false
+        for _ in 0..<100 where !resumed { resumed = (try? p.flush(timeoutMs: 10_000))?.status == .ok }
+        #expect(resumed, "the run is created and written once space returns")
+        try p.end()
+        let dirs = h.runDirectories()
+        #expect(dirs.count == 1, "\(dirs)")
+        #expect(metricRows(h.read((dirs.first ?? "") + "/metrics.csv")).map(\.step) == Array(0..<200))
+        #expect(h.stop() == 0)
+    }
+
     /// Starts logd armed to SIGKILL itself at `point`, runs a producer with resend through the
     /// crash and a restart, and checks the exactly-once oracle: one directory for the run id,
     /// every row once, the right final status.

@@ -321,10 +321,20 @@ final class Writer: @unchecked Sendable {
                 taken = queueBytes
             }
             var events: [LoopEvent] = []
-            for items in batch {
-                for item in items {
+            var requeued = false
+            batchLoop: for (b, items) in batch.enumerated() {
+                for (i, item) in items.enumerated() {
                     if case .shutdown = item { stopping = true; continue }
                     apply(item, &events)
+                    if joinDeferred, !stopping {
+                        // A run could not be created (disk full): this join and everything after
+                        // it go back to the front of the queue, in order, for after the retry.
+                        joinDeferred = false
+                        requeued = true
+                        let rest = [Array(items[i...])] + Array(batch[(b + 1)...])
+                        lock.withLock { queue = rest + queue }
+                        break batchLoop
+                    }
                 }
             }
             if stopping {
@@ -344,7 +354,8 @@ final class Writer: @unchecked Sendable {
                 events += durabilityPoint(now: now, final: stopping)
             }
             lock.withLock {
-                queueBytes -= taken
+                // Requeued items stay counted (an over-estimate until they are taken again).
+                if !requeued { queueBytes -= taken }
                 sharedStats = stats
             }
             if !batch.isEmpty { events.append(.queueDrained) }
@@ -460,7 +471,12 @@ final class Writer: @unchecked Sendable {
             } catch {
                 stats.writeErrors += 1
                 stats.lastWriteError = "cannot create run directory: \(error)"
-                if [ENOSPC, EDQUOT, EIO, EROFS].contains(error.errno) { stats.blocked = true }
+                if [ENOSPC, EDQUOT, EIO, EROFS].contains(error.errno) {
+                    // Retried once writes succeed again: the run's records wait in the queue.
+                    stats.blocked = true
+                    joinDeferred = true
+                    if let partial = runs.removeValue(forKey: runIndex) { partial.closeFiles() }
+                }
                 log.limited(.error, key: "create-run", "cannot create run directory: \(error)")
                 return
             }
@@ -540,6 +556,9 @@ final class Writer: @unchecked Sendable {
 
     /// Sessions of finished runs found at start-up (and completed during recovery), for the loop.
     private(set) var finishedSessions: [(SessionID, UInt64)] = []
+
+    /// Set by `join` when a run could not be created for want of space: the run loop requeues.
+    private var joinDeferred = false
 
     /// The open runs' `paramsBound` summed (max_params_bytes_total).
     private var paramsTotal = 0
