@@ -289,6 +289,30 @@ extension DaemonTests {
         #expect(h.stop() == 0)
     }
 
+    /// A running `logctl tail …` whose stdout goes to `outPath`; killed (and its file closed) by `stop()`.
+    final class TailProcess {
+        let process = Process()
+        private let out: FileHandle
+
+        init(_ arguments: [String], outPath: String) throws {
+            _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+            out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+            process.executableURL = URL(fileURLWithPath: DaemonHarness.tool("logctl"))
+            process.arguments = ["tail"] + arguments
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+        }
+
+        func stop() {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            try? out.close()
+        }
+    }
+
     @Test("logctl tail -f ends by itself, exit 0, once the run ends, after printing every line")
     func logctlTailEndsWithTheRun() throws {
         let h = try DaemonHarness()
@@ -298,21 +322,9 @@ extension DaemonTests {
         let first = try h.producer(["--run-id", "tail-end", "--experiment", "tail", "--rank", "0", "--world-size", "2", "--logs", "50"])
         #expect(waitAll([first]) && first.terminationStatus == 0)
         let outPath = h.root + "/tail-end.out"
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        let outHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        defer { try? outHandle.close() }
-        let tail = Process()
-        tail.executableURL = URL(fileURLWithPath: DaemonHarness.tool("logctl"))
-        tail.arguments = ["tail", "tail-end", "-f", "--data-root", h.dataRoot, "--interval", "0.05"]
-        tail.standardOutput = outHandle
-        tail.standardError = FileHandle.nullDevice
-        try tail.run()
-        defer {
-            if tail.isRunning {
-                kill(tail.processIdentifier, SIGKILL)
-                tail.waitUntilExit()
-            }
-        }
+        let tailing = try TailProcess(["tail-end", "-f", "--data-root", h.dataRoot, "--interval", "0.05"], outPath: outPath)
+        defer { tailing.stop() }
+        let tail = tailing.process
         usleep(1_200_000)  // tail has looked at run.yaml at least once while the run runs
         #expect(tail.isRunning, "tail -f keeps following a running run")
         let second = try h.producer(["--run-id", "tail-end", "--experiment", "tail", "--rank", "1", "--world-size", "2", "--logs", "70"])
@@ -348,21 +360,10 @@ extension DaemonTests {
         #expect(before >= 2, "rotated before tail starts")
 
         let outPath = h.root + "/tail.out"
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        let outHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        defer { try? outHandle.close() }
-        let tail = Process()
-        tail.executableURL = URL(fileURLWithPath: DaemonHarness.tool("logctl"))
-        tail.arguments = ["tail", "tail-run", "-f", "--forever", "--data-root", h.dataRoot, "--interval", "0.05"]
-        tail.standardOutput = outHandle
-        tail.standardError = FileHandle.nullDevice
-        try tail.run()
-        defer {
-            if tail.isRunning {
-                kill(tail.processIdentifier, SIGKILL)
-                tail.waitUntilExit()
-            }
-        }
+        let tailing = try TailProcess(
+            ["tail-run", "-f", "--forever", "--data-root", h.dataRoot, "--interval", "0.05"], outPath: outPath)
+        defer { tailing.stop() }
+        let tail = tailing.process
         func outputLines() -> [Substring] {
             ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").split(separator: "\n")
         }
