@@ -251,11 +251,18 @@ struct BodyWriter {
         i64(a.step)
         u8(a.role.rawValue)
         u8(a.mode.rawValue)
-        try name(a.fileName, "artifact.file_name")
-        try text(a.originalPath, "artifact.original_path")
-        u64(a.size)
-        digest(a.sha256)
-        i64(a.timestamp)
+        try file(a.fileName, a.originalPath, a.size, a.sha256, a.timestamp, "artifact")
+    }
+
+    /// The fields ARTIFACT and MODEL_VERSION end with: the copied file and when it was logged.
+    private mutating func file(
+        _ fileName: String, _ originalPath: String, _ size: UInt64, _ sha256: Digest256, _ timestamp: Int64, _ kind: String
+    ) throws(WireError) {
+        try name(fileName, kind + ".file_name")
+        try text(originalPath, kind + ".original_path")
+        u64(size)
+        digest(sha256)
+        i64(timestamp)
     }
 
     private mutating func modelVersionBody(_ m: ModelVersion) throws(WireError) {
@@ -263,11 +270,7 @@ struct BodyWriter {
         try name(m.context, "model_version.context")
         i64(m.step)
         u8(m.mode.rawValue)
-        try name(m.fileName, "model_version.file_name")
-        try text(m.originalPath, "model_version.original_path")
-        u64(m.size)
-        digest(m.sha256)
-        i64(m.timestamp)
+        try file(m.fileName, m.originalPath, m.size, m.sha256, m.timestamp, "model_version")
     }
 
     private mutating func datasetBody(_ d: DatasetInfo) throws(WireError) {

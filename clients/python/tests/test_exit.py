@@ -163,15 +163,10 @@ def test_uncaught_exception_is_failed_and_loses_nothing(daemon, tmp_path):
     assert meta["status"] == "failed"
 
 
-def test_sigterm_is_killed_and_loses_nothing(daemon, tmp_path):
-    proc = run_script(daemon, tmp_path, """
-        import sys, threading, logd
-        run = logd.Run(experiment="term", name="t")
-        for i in range(%d):
-            run.log_metric("k", i, i)
-        print("ready", flush=True)
-        threading.Event().wait()  # until SIGTERM
-    """ % N, wait=False)
+
+def sigterm_when_ready(proc) -> None:
+    """Waits for the script's "ready" line, sends SIGTERM, and checks it exited by the signal
+    (128 + SIGTERM, the status logd's handler keeps); never leaves the process behind."""
     try:
         assert proc.stdout.readline().strip() == b"ready"
         proc.send_signal(signal.SIGTERM)
@@ -183,6 +178,17 @@ def test_sigterm_is_killed_and_loses_nothing(daemon, tmp_path):
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == 128 + signal.SIGTERM
+
+def test_sigterm_is_killed_and_loses_nothing(daemon, tmp_path):
+    proc = run_script(daemon, tmp_path, """
+        import sys, threading, logd
+        run = logd.Run(experiment="term", name="t")
+        for i in range(%d):
+            run.log_metric("k", i, i)
+        print("ready", flush=True)
+        threading.Event().wait()  # until SIGTERM
+    """ % N, wait=False)
+    sigterm_when_ready(proc)
     rows, meta = one_run(daemon, "term")
     assert values(rows, "k") == list(range(N))
     assert meta["status"] == "killed"
@@ -200,17 +206,7 @@ def test_sigterm_while_the_main_thread_can_never_run_a_handler(daemon, tmp_path)
         print("ready", flush=True)
         threading.Event().wait()
     """ % N, wait=False)
-    try:
-        assert proc.stdout.readline().strip() == b"ready"
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == 128 + signal.SIGTERM
+    sigterm_when_ready(proc)
     rows, meta = one_run(daemon, "termblocked")
     assert values(rows, "k") == list(range(N))
     assert meta["status"] == "killed"
