@@ -49,9 +49,12 @@ let package = Package(
             dependencies: ["LogSDK", "LogSDKLogging", "Wire", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "LogdSystem"),
+        // TensorBoard event files (TFRecord framing, CRC-32C, hand-encoded Event protobufs): pure
+        // Swift, no I/O; the daemon writes them live, logctl exports runs already on disk.
+        .target(name: "TensorBoardEvents", dependencies: ["Wire"]),
         .target(name: "LogdRead", dependencies: ["Wire", "CYAML", "LogdSystem"]),
         .target(
-            name: "LogdCore", dependencies: ["Wire", "CLibUV", "CYAML", "LogdSystem"],
+            name: "LogdCore", dependencies: ["Wire", "CLibUV", "CYAML", "LogdSystem", "TensorBoardEvents"],
             // Profiling (callgrind) showed ~20% of the daemon's instructions in dynamic
             // exclusivity checks on class properties; release builds skip them. Debug keeps them.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -62,7 +65,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "logctl",
-            dependencies: ["LogdRead", "LogdSystem", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LogdRead", "LogdSystem", "Wire", "TensorBoardEvents", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // A raw Wire client that logs a known pattern and resends after reconnects (tests, benchmarks).
         .executableTarget(
@@ -79,6 +82,7 @@ let package = Package(
         // libFuzzer target for the decoder; a normal build replays files (see its main.swift).
         .executableTarget(name: "wire-fuzz", dependencies: ["Wire"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "TensorBoardEventsTests", dependencies: ["TensorBoardEvents", "Wire"]),
         .testTarget(name: "LogSDKTests", dependencies: ["LogSDK", "LogSDKLogging", "Wire"]),
         .testTarget(name: "LogdCoreTests", dependencies: ["LogdCore", "LogdRead", "LogdSystem", "LogSDK", "Wire"]),
     ],

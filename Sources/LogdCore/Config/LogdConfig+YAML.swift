@@ -43,6 +43,12 @@ extension LogdConfig {
                 }
                 runDirectoryMode = v
             case "log_level": logLevel = string()
+            case "tensorboard":
+                switch e.quoted ? "" : e.value.lowercased() {
+                case "true", "yes", "on": tensorboard = true
+                case "false", "no", "off": tensorboard = false
+                default: throw ConfigError(message: "\(at): tensorboard: expected true or false, got '\(e.value)'")
+                }
             default:
                 throw ConfigError(message: "\(at): unknown key '\(e.key)'")
             }

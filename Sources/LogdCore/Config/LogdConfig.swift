@@ -56,6 +56,8 @@ public struct LogdConfig: Sendable, Equatable {
     public var runDirectoryMode: Int
     /// logd's own messages on stderr at this level and above: debug, info, warning, error.
     public var logLevel: String
+    /// Write TensorBoard event files in each run directory as records arrive (EventFile.swift).
+    public var tensorboard: Bool
 
     public init(environment: [String: String] = LogdConfig.processEnvironment()) {
         socket = LogdConfig.defaultSocket(environment)
@@ -78,6 +80,7 @@ public struct LogdConfig: Sendable, Equatable {
         maxPendingBarriers = 64
         runDirectoryMode = 0o750
         logLevel = "info"
+        tensorboard = true
     }
 
     /// `$LOGD_SOCKET`, else `$XDG_RUNTIME_DIR/logd/logd.sock`, else `/tmp/logd-<uid>/logd.sock`.
@@ -167,6 +170,7 @@ public struct LogdConfig: Sendable, Equatable {
             max_pending_barriers: \(maxPendingBarriers)
             run_directory_mode: 0\(String(runDirectoryMode, radix: 8))
             log_level: \(q(logLevel))
+            tensorboard: \(tensorboard)
 
             """
     }

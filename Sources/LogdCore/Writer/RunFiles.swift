@@ -42,6 +42,8 @@ final class RunFiles {
     var logCount: UInt64 = 0
     let log: RotatingFile
     let metrics: RotatingFile
+    /// TensorBoard event files (EventFile.swift); nil when `tensorboard` is off.
+    let events: EventFile?
     var isOpen = true
     /// The run's active marker (`.logd/active/`) is durable: only then is anything acknowledged,
     /// so a restart always finds the directory of every acknowledged record.
@@ -91,6 +93,7 @@ final class RunFiles {
         metrics = RotatingFile(
             dirfd: dirfd, stem: "metrics", ext: "csv", header: RunFiles.metricsHeader, rotateBytes: config.rotateBytes,
             keepSegments: 0)
+        events = EventFile.make(dirfd: dirfd, identity: identity, config: config)
     }
 
     /// Allocates `<root>/<experiment>/<YYYY-MM-DD_HH-MM-SS>_<name>/` for a new run. The name is
@@ -143,6 +146,7 @@ final class RunFiles {
             config: config)
         try run.log.open(checkpoint: nil)
         try run.metrics.open(checkpoint: nil)
+        try run.events?.openNew()
         return run
     }
 
@@ -182,6 +186,7 @@ final class RunFiles {
         let run = RunFiles(index: index, runID: identity.runID, directory: directory, dirfd: fd, identity: identity, config: config)
         try run.log.open(checkpoint: (logRotated, logOffset))
         try run.metrics.open(checkpoint: (metricsRotated, metricsOffset))
+        try EventFile.recover(run.events, dirfd: fd, identity: identity, state: state)
         run.metricCount = metricCount
         run.logCount = logCount
         if let p = state["params"] { run.params = p }
@@ -249,6 +254,7 @@ final class RunFiles {
             "params": params,
         ]
         state = state.merging(outputsCheckpoint())
+        if let events { state = state.merging([EventFile.checkpointKey: events.checkpointEntry]) }
         do {
             return try encoder.frame(.params(state))
         } catch {
@@ -261,6 +267,7 @@ final class RunFiles {
     func makeDurable() throws(SystemError) -> [(SessionID, UInt64)] {
         try log.sync()
         try metrics.sync()
+        try events?.sync()
         var moved: [(SessionID, UInt64)] = []
         for i in producers.indices where marked {
             // A copy still running holds its session's acknowledgement below its frame: the
@@ -356,6 +363,7 @@ final class RunFiles {
     func closeFiles() {
         log.closeFile()
         metrics.closeFile()
+        events?.closeFile()
         isOpen = false
     }
 
@@ -363,6 +371,7 @@ final class RunFiles {
         guard !isOpen else { return }
         try log.open(checkpoint: (log.rotated, log.size))
         try metrics.open(checkpoint: (metrics.rotated, metrics.size))
+        try events?.reopen()
         isOpen = true
     }
 

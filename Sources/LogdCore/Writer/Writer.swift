@@ -53,6 +53,8 @@ final class Writer: @unchecked Sendable {
     private var runs: [Int32: RunFiles] = [:]
     private var keys: [Int32: KeyInfo] = [:]
     private var stats = Stats()
+    /// TensorBoard tag slot per key index (EventFile.swift); -1: none.
+    var eventSlots: [Int32] = []
     private var time = ISOTimeFormatter()
     private var lastDurable: Int64 = 0
     /// Barriers waiting for the next durability point, each with the copies it waits for
@@ -374,9 +376,11 @@ final class Writer: @unchecked Sendable {
         case .metric(let keyIndex, let m):
             guard let key = keys[keyIndex], let run = runs[key.run], run.isOpen else { return }
             appendMetric(m, key: key, to: run)
+            eventMetric(m, keyIndex: keyIndex, run: run)
         case .log(let runIndex, let rank, let line):
             guard let run = runs[runIndex], run.isOpen else { return }
             appendLog(line, rank: rank, to: run)
+            eventLog(line, rank: rank, run: run)
         case .join(let runIndex, let producer):
             join(runIndex, producer, &events)
         case .defineKey(let keyIndex, let runIndex, let key, let rank):
@@ -384,6 +388,7 @@ final class Writer: @unchecked Sendable {
                 run: runIndex, middle: CSV.fieldBytes(key.context) + [0x2C] + CSV.fieldBytes(key.key) + [0x2C],
                 tail: [0x2C] + Array(String(rank).utf8) + [0x2C] + CSV.fieldBytes(key.source) + [0x0A],
                 summary: runs[runIndex]?.summarySlot(context: key.context, key: key.key, source: key.source) ?? -1)
+            defineEventSlot(keyIndex, run: runs[runIndex], key: key, rank: rank)
         case .params(let runIndex, let value, let bytes):
             guard let run = runs[runIndex] else { return }
             let merged = run.params.mergedParams(value.uniqueKeys())
@@ -621,6 +626,7 @@ final class Writer: @unchecked Sendable {
         }
         run.deferredEnd = nil
         if status != .crashed { run.abandonPendingCopies() }
+        eventRunEnded(run, status: status)
         do {
             let durable = try run.makeDurable()
             if !durable.isEmpty { events.append(.durable(durable)) }
@@ -769,6 +775,7 @@ final class Writer: @unchecked Sendable {
             do {
                 try run.log.drain()
                 try run.metrics.drain()
+                try run.events?.drain()
             } catch {
                 writeFailed(run, error)
             }

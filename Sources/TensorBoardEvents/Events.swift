@@ -1,0 +1,281 @@
+import Wire
+
+/// TensorBoard's `Event` records, encoded by hand (see `Proto`). Field numbers are those of
+/// tensorboard/compat/proto/{event,summary,tensor,tensor_shape,types}.proto and
+/// tensorboard/plugins/hparams/plugin_data.proto.
+///
+/// Scalars are DT_DOUBLE tensor summaries of the `scalars` plugin (data class SCALAR), not the
+/// legacy float32 `simple_value`: TensorBoard's readers give back the exact double logd stored.
+public enum TensorBoardEvent {
+    public static let fileVersion = "brain.Event:2"
+
+    /// `Event{wall_time, file_version}`: the first record of every event file.
+    public static func fileVersionEvent(wallTime: Double) -> [UInt8] {
+        var e = Proto()
+        e.double(1, wallTime)
+        e.string(3, fileVersion)
+        return e.bytes
+    }
+
+    /// `Event{wall_time, step, summary{value}}`.
+    public static func event(wallTime: Double, step: Int64, value: Proto) -> [UInt8] {
+        var s = Proto()
+        s.message(1, value)
+        var e = Proto()
+        e.double(1, wallTime)
+        if step != 0 { e.int(2, step) }
+        e.message(5, s)
+        return e.bytes
+    }
+
+    /// `SummaryMetadata{plugin_data{plugin_name, content}, data_class}`.
+    public static func metadata(plugin: String, content: [UInt8] = [], dataClass: Int64 = 0) -> Proto {
+        var pd = Proto()
+        pd.string(1, plugin)
+        if !content.isEmpty { pd.data(2, content) }
+        var m = Proto()
+        m.message(1, pd)
+        if dataClass != 0 { m.int(4, dataClass) }
+        return m
+    }
+
+    // MARK: scalars
+
+    /// What a scalar tag's `Summary.Value` holds before its 8 value bytes: the tag, the scalars
+    /// plugin's metadata when `withMetadata` (TensorBoard keeps the first it sees per tag; logd
+    /// writes it with each tag's first value in every file), and the DT_DOUBLE tensor's header.
+    public static func scalarPrefix(tag: String, withMetadata: Bool) -> [UInt8] {
+        var v = Proto()
+        v.string(1, tag)
+        if withMetadata { v.message(9, metadata(plugin: "scalars", dataClass: 1)) }
+        // tensor (8): TensorProto{dtype DT_DOUBLE (2), tensor_shape {} (scalar), double_val packed [v]}
+        v.bytes += [0x42, 0x0E, 0x08, 0x02, 0x12, 0x00, 0x32, 0x08]
+        return v.bytes
+    }
+
+    /// Appends one scalar event record (framed) to `out`: the daemon's per-metric path.
+    @inline(__always)
+    public static func appendScalar(
+        _ out: EventBuffer, prefix: UnsafeBufferPointer<UInt8>, wallTime: Double, step: Int64, value: Double
+    ) {
+        let valueLen = prefix.count + 8
+        let summaryLen = 1 + Proto.varintSize(UInt64(valueLen)) + valueLen
+        let stepBits = UInt64(bitPattern: step)
+        let payload = 9 + 1 + Proto.varintSize(stepBits) + 1 + Proto.varintSize(UInt64(summaryLen)) + summaryLen
+        let start = out.beginRecord(payload: payload)
+        out.put(0x09)
+        out.putFixed64(wallTime.bitPattern)
+        out.put(0x10)
+        out.putVarint(stepBits)
+        out.put(0x2A)
+        out.putVarint(UInt64(summaryLen))
+        out.put(0x0A)
+        out.putVarint(UInt64(valueLen))
+        out.put(prefix.baseAddress!, prefix.count)
+        out.putFixed64(value.bitPattern)
+        out.endRecord(start)
+    }
+
+    /// A whole scalar event's payload (tests, export).
+    public static func scalar(tag: String, wallTime: Double, step: Int64, value: Double, withMetadata: Bool = true) -> [UInt8] {
+        let out = EventBuffer(capacity: 256)
+        scalarPrefix(tag: tag, withMetadata: withMetadata).withUnsafeBufferPointer {
+            appendScalar(out, prefix: $0, wallTime: wallTime, step: step, value: value)
+        }
+        let b = out.bytes
+        return Array(b[12..<(b.count - 4)])
+    }
+
+    // MARK: text
+
+    /// A text summary (plugin `text`): a DT_STRING scalar tensor of Markdown.
+    public static func text(tag: String, markdown: String, wallTime: Double, step: Int64) -> [UInt8] {
+        var v = Proto()
+        v.string(1, tag)
+        v.message(9, metadata(plugin: "text", dataClass: 2))
+        var t = Proto()
+        t.int(1, 7)  // DT_STRING
+        t.data(2, [])  // shape [] (a scalar)
+        t.string(8, markdown)
+        v.message(8, t)
+        return event(wallTime: wallTime, step: step, value: v)
+    }
+
+    /// Markdown that TensorBoard shows as the text it is: a code block (every line indented four
+    /// spaces), so `_`, `*` or `#` in a log line are not taken as formatting.
+    public static func preformatted(_ text: String) -> String {
+        var out = "    "
+        for ch in text.unicodeScalars {
+            out.unicodeScalars.append(ch)
+            if ch == "\n" { out += "    " }
+        }
+        return out
+    }
+
+    // MARK: images, histograms (the SummaryWriter's stored artifacts, export)
+
+    /// PNG width, height and TensorBoard colorspace (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) from its
+    /// IHDR chunk; nil when the bytes are not a PNG.
+    public static func pngInfo(_ png: [UInt8]) -> (width: Int, height: Int, colorspace: Int)? {
+        let sig: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        guard png.count >= 33, Array(png[0..<8]) == sig, png[12...15].elementsEqual("IHDR".utf8) else { return nil }
+        func be32(_ i: Int) -> Int { Int(png[i]) << 24 | Int(png[i + 1]) << 16 | Int(png[i + 2]) << 8 | Int(png[i + 3]) }
+        let colorType = png[25]
+        let space: Int
+        switch colorType {
+        case 0: space = 1
+        case 4: space = 2
+        case 6: space = 4
+        default: space = 3  // RGB, palette
+        }
+        return (be32(16), be32(20), space)
+    }
+
+    /// `Summary.Value.image`: an encoded PNG (TensorBoard's images plugin).
+    public static func image(tag: String, png: [UInt8], wallTime: Double, step: Int64) -> [UInt8]? {
+        guard let info = pngInfo(png) else { return nil }
+        var img = Proto()
+        img.int(1, Int64(info.height))
+        img.int(2, Int64(info.width))
+        img.int(3, Int64(info.colorspace))
+        img.data(4, png)
+        var v = Proto()
+        v.string(1, tag)
+        v.message(4, img)
+        return event(wallTime: wallTime, step: step, value: v)
+    }
+
+    /// `Summary.Value.histo`: a HistogramProto (bucket_limit: right edges; bucket: counts).
+    public static func histogram(
+        tag: String, min: Double, max: Double, num: Double, sum: Double, sumSquares: Double, limits: [Double],
+        counts: [Double], wallTime: Double, step: Int64
+    ) -> [UInt8] {
+        var h = Proto()
+        h.double(1, min)
+        h.double(2, max)
+        h.double(3, num)
+        h.double(4, sum)
+        h.double(5, sumSquares)
+        h.doubles(6, limits)
+        h.doubles(7, counts)
+        var v = Proto()
+        v.string(1, tag)
+        v.message(5, h)
+        return event(wallTime: wallTime, step: step, value: v)
+    }
+
+    // MARK: hparams
+
+    /// An hparam's value: google.protobuf.Value's number, string or bool.
+    public enum HParam: Equatable, Sendable {
+        case number(Double)
+        case string(String)
+        case bool(Bool)
+    }
+
+    /// A session's outcome (tensorboard.hparams.Status).
+    public enum SessionStatus: Int64, Sendable {
+        case unknown = 0, success = 1, failure = 2, running = 3
+    }
+
+    static let hparamsNullTensor: [UInt8] = [0x08, 0x01, 0x12, 0x04, 0x12, 0x02, 0x08, 0x00]  // DT_FLOAT, shape [0]
+
+    private static func hparamsEvent(tag: String, pluginData: Proto, wallTime: Double) -> [UInt8] {
+        var v = Proto()
+        v.string(1, tag)
+        v.message(9, metadata(plugin: "hparams", content: pluginData.bytes))
+        v.data(8, hparamsNullTensor)
+        return event(wallTime: wallTime, step: 0, value: v)
+    }
+
+    /// `_hparams_/session_start_info`: the run's hyperparameters, so the HParams tab lists the run
+    /// (a session) with them; its metrics are the run's scalar tags.
+    public static func sessionStart(hparams: [(String, HParam)], groupName: String, startTime: Double, wallTime: Double) -> [UInt8] {
+        var info = Proto()
+        for (name, value) in hparams {
+            var pv = Proto()  // google.protobuf.Value
+            switch value {
+            case .number(let d): pv.double(2, d)
+            case .string(let s): pv.string(3, s)
+            case .bool(let b): pv.int(4, b ? 1 : 0)
+            }
+            var entry = Proto()  // map<string, Value> entry
+            entry.string(1, name)
+            entry.message(2, pv)
+            info.message(1, entry)
+        }
+        if !groupName.isEmpty { info.string(4, groupName) }
+        info.double(5, startTime)
+        var pd = Proto()
+        pd.message(3, info)  // version 0 is proto3's default: not written
+        return hparamsEvent(tag: "_hparams_/session_start_info", pluginData: pd, wallTime: wallTime)
+    }
+
+    /// `_hparams_/session_end_info`: the run's status and end time.
+    public static func sessionEnd(status: SessionStatus, endTime: Double, wallTime: Double) -> [UInt8] {
+        var info = Proto()
+        if status != .unknown { info.int(1, status.rawValue) }
+        info.double(2, endTime)
+        var pd = Proto()
+        pd.message(4, info)
+        return hparamsEvent(tag: "_hparams_/session_end_info", pluginData: pd, wallTime: wallTime)
+    }
+
+    /// A run's config (config.yaml) as hparams: nested maps flattened to dotted names
+    /// (`optimizer.lr`), numbers as numbers, booleans as booleans, strings as strings, and lists
+    /// and nulls as their JSON text. At most `limit` entries, in the config's order.
+    public static func hparams(fromConfig config: Value, limit: Int = 1000) -> [(String, HParam)] {
+        var out: [(String, HParam)] = []
+        func walk(_ v: Value, _ name: String) {
+            guard out.count < limit else { return }
+            switch v {
+            case .map(let entries) where !entries.isEmpty:
+                for (k, sub) in entries { walk(sub, name.isEmpty ? k : name + "." + k) }
+            case .bool(let b): out.append((name, .bool(b)))
+            case .int(let i): out.append((name, .number(Double(i))))
+            case .double(let d): out.append((name, .number(d)))
+            case .string(let s): out.append((name, .string(s)))
+            default: if !name.isEmpty { out.append((name, .string(v.jsonText()))) }
+            }
+        }
+        walk(config, "")
+        return out
+    }
+}
+
+/// Tag names that read well in TensorBoard's UI, the same live and in `logctl export`.
+public enum TensorBoardTags {
+    /// `context/key`, then `/source` when the key has one, then `/rank<R>` for ranks other than 0:
+    /// `training/loss`, `validation/accuracy`, `training/grad_norm/encoder.layer1`,
+    /// `training/loss/rank3`. A key with no context is its plain name. TensorBoard groups tags by
+    /// their first part, so every context is one section.
+    public static func scalar(context: String, key: String, source: String, rank: Int64) -> String {
+        var tag = context.isEmpty ? key : context + "/" + key
+        if !source.isEmpty { tag += "/" + source }
+        if rank != 0 { tag += "/rank\(rank)" }
+        return tag
+    }
+
+    /// main.log's lines, as text summaries.
+    public static let log = "logs/main.log"
+}
+
+/// An event file's name: TensorBoard reads files whose name holds `tfevents`, in name order, so
+/// the segment number is zero-padded after a fixed prefix.
+public enum TensorBoardFileName {
+    /// `events.out.tfevents.<start seconds>.<host>.logd.<segment, 6 digits>`.
+    public static func segment(startSeconds: Int64, host: String, number: Int) -> String {
+        let digits = String(number)
+        return prefix(startSeconds: startSeconds, host: host) + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+    }
+
+    /// `events.out.tfevents.<start seconds>.<host>.logd.` (the host made a safe file name part).
+    public static func prefix(startSeconds: Int64, host: String) -> String {
+        var h = ""
+        for u in host.unicodeScalars.prefix(64) {
+            h.unicodeScalars.append(u.isASCII && (u.properties.isAlphabetic || ("0"..."9").contains(u) || u == "-") ? u : "_")
+        }
+        if h.isEmpty { h = "localhost" }
+        return "events.out.tfevents.\(startSeconds).\(h).logd."
+    }
+}

@@ -1,0 +1,418 @@
+"""TensorBoard event files written by logd, read back with TensorBoard's own readers (the
+``tensorboard`` package): every scalar with its step, value and wall time, main.log as text, the
+config as hparams; the same after a kill -9 of logd mid-run and the client's resend; and
+``logctl export tensorboard`` for a run already on disk.
+
+docs/ON_DISK_FORMAT.md, "TensorBoard event files", is the contract these tests hold.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from typing import Dict, List, Tuple
+
+import pytest
+
+import logd
+from conftest import metric_rows, read_text
+
+pytest.importorskip("tensorboard")
+from tensorboard import context as tb_context  # noqa: E402
+from tensorboard.backend.event_processing import data_provider  # noqa: E402
+from tensorboard.backend.event_processing import plugin_event_accumulator as pea  # noqa: E402
+from tensorboard.backend.event_processing import plugin_event_multiplexer as pem  # noqa: E402
+from tensorboard.compat.proto import event_pb2  # noqa: E402
+from tensorboard.compat.tensorflow_stub import errors as tb_errors  # noqa: E402
+from tensorboard.compat.tensorflow_stub import pywrap_tensorflow  # noqa: E402
+from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
+from tensorboard.util import tensor_util  # noqa: E402
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def event_files(run_dir: str) -> List[str]:
+    return sorted(p for p in glob.glob(os.path.join(run_dir, "*")) if "tfevents" in os.path.basename(p))
+
+
+def read_records(path: str) -> List[bytes]:
+    """Every record of one file with TensorBoard's own TFRecord reader; fails on any
+    DataLossError (bad CRC, torn record) and on bytes left after the last whole record."""
+    reader = pywrap_tensorflow.PyRecordReader_New(path, 0, None, None)
+    records = []
+    while True:
+        try:
+            reader.GetNext()
+        except tb_errors.OutOfRangeError:
+            break
+        except tb_errors.DataLossError as e:  # what TensorBoard reports as data loss
+            pytest.fail("data loss in %s after %d records: %s" % (path, len(records), e))
+        records.append(reader.record())
+    # TFRecord: 8-byte length, 4-byte CRC, data, 4-byte CRC. Nothing may follow the last record.
+    assert sum(len(r) + 16 for r in records) == os.path.getsize(path), "%s: bytes after the last record" % path
+    return records
+
+
+def accumulator(run_dir: str) -> pea.EventAccumulator:
+    """TensorBoard's per-run reader, keeping every event (no reservoir sampling)."""
+    acc = pea.EventAccumulator(run_dir, size_guidance={pea.TENSORS: 0})
+    acc.Reload()
+    return acc
+
+
+def csv_time(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def expected_tag(row: Dict[str, str]) -> str:
+    tag = row["key"] if not row["context"] else row["context"] + "/" + row["key"]
+    if row["source"]:
+        tag += "/" + row["source"]
+    if row["rank"] != "0":
+        tag += "/rank" + row["rank"]
+    return tag
+
+
+def same_value(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def check_scalars(run_dir: str) -> int:
+    """Every metrics.csv row comes back from TensorBoard exactly once, with its tag, step (its row
+    number when it has none), value (the same double) and wall time (the row's millisecond)."""
+    rows = metric_rows(run_dir)
+    acc = accumulator(run_dir)
+    got: Dict[str, List[Tuple[int, float, float]]] = {}
+    for tag in acc.Tags()[pea.TENSORS]:
+        meta = acc.SummaryMetadata(tag)
+        if meta.plugin_data.plugin_name != "scalars":
+            continue
+        got[tag] = [(e.step, tensor_util.make_ndarray(e.tensor_proto).item(), e.wall_time) for e in acc.Tensors(tag)]
+    want: Dict[str, List[Tuple[int, float, float]]] = {}
+    for i, r in enumerate(rows):
+        step = int(r["step"]) if r["step"] else i
+        want.setdefault(expected_tag(r), []).append((step, float(r["value"]), csv_time(r["time"])))
+    assert sorted(got) == sorted(want)
+    for tag, points in want.items():
+        assert len(got[tag]) == len(points), "%s: %d events for %d rows" % (tag, len(got[tag]), len(points))
+        for (s1, v1, t1), (s2, v2, t2) in zip(sorted(got[tag]), sorted(points)):
+            assert s1 == s2 and same_value(v1, v2), (tag, s1, v1, s2, v2)
+            assert t2 <= t1 < t2 + 0.001 + 1e-6, (tag, t1, t2)  # main.log and CSV truncate to the ms
+    return len(rows)
+
+
+def log_lines(run_dir: str) -> List[str]:
+    parts = sorted(glob.glob(os.path.join(run_dir, "main.[0-9]*.log"))) + [os.path.join(run_dir, "main.log")]
+    text = "".join(read_text(p) for p in parts if os.path.exists(p))
+    return [line for line in text.split("\n") if line and not line.startswith("    ")]
+
+
+def check_text(run_dir: str) -> None:
+    acc = accumulator(run_dir)
+    lines = log_lines(run_dir)
+    if not lines:
+        assert "logs/main.log" not in acc.Tags()[pea.TENSORS]
+        return
+    events = acc.Tensors("logs/main.log")
+    assert acc.SummaryMetadata("logs/main.log").plugin_data.plugin_name == "text"
+    assert sorted(e.step for e in events) == list(range(len(lines)))
+    texts = {e.step: tensor_util.make_ndarray(e.tensor_proto).item().decode() for e in events}
+    for i, line in enumerate(lines):
+        # main.log: "<time> <LEVEL> [rank R] logger: message"; the text event: the same after the
+        # time, as a Markdown code block (each line indented four spaces).
+        assert texts[i].split("\n")[0] == "    " + line.split(" ", 1)[1], (texts[i], line)
+
+
+def hparams_of(run_dir: str):
+    acc = accumulator(run_dir)
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        acc.SummaryMetadata("_hparams_/session_start_info").plugin_data.content).session_start_info
+    end = plugin_data_pb2.HParamsPluginData.FromString(
+        acc.SummaryMetadata("_hparams_/session_end_info").plugin_data.content).session_end_info
+    values = {}
+    for k, v in start.hparams.items():
+        kind = v.WhichOneof("kind")
+        values[k] = getattr(v, kind)
+    return values, end
+
+
+# -- producing -----------------------------------------------------------------------------------
+
+
+CONFIG = {"lr": 0.001, "optimizer": {"type": "AdamW", "betas": [0.9, 0.999]}, "epochs": 3, "amp": True,
+          "name": "yes"}
+
+
+def log_ranked_run(socket_path: str, experiment: str) -> None:
+    """Two ranks of one run: contexts, a source with a space, a step-less sample, NaN, log lines."""
+    runs = []
+    for rank in (0, 1):
+        os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "LOGD_RUN_ID": experiment})
+        try:
+            runs.append(logd.Run(experiment=experiment, name="ddp", config=CONFIG if rank == 0 else None,
+                                 socket=socket_path))
+        finally:
+            for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOGD_RUN_ID"):
+                os.environ.pop(k, None)
+    for step in range(300):
+        for rank, run in enumerate(runs):
+            run.log_metric("loss", 1.0 / (step + 1) + rank, step)
+            if step % 50 == 0:
+                run.log_metric("grad_norm", 0.1 * step, step, "training", "encoder.block 1")
+    runs[0].log_metric("accuracy", 0.9731, 299, logd.VALIDATION)
+    runs[0].log_metric("rows", 7.0, context="preprocessing")  # no step
+    runs[1].log_metric("odd", float("nan"), 3, logd.TESTING)
+    runs[0].log_metric("big", 1e300, 2**40)
+    runs[0].log("epoch 1 starting: lr_scale *2*", "INFO", "train")
+    runs[1].log("line one\nline two", logging.WARNING, "data")
+    for run in runs:
+        report = run.finish(timeout=20)
+        assert report.completed and report.undelivered == 0, report
+
+
+def test_every_scalar_text_and_hparams_come_back_through_tensorboards_reader(daemon):
+    log_ranked_run(daemon.socket, "tb-ranks")
+    d = daemon.run_dir("tb-ranks")
+    files = event_files(d)
+    assert len(files) == 1 and re.fullmatch(r"events\.out\.tfevents\.\d+\.[A-Za-z0-9_-]+\.logd\.000001",
+                                            os.path.basename(files[0])), files
+    records = read_records(files[0])
+    first = event_pb2.Event.FromString(records[0])
+    assert first.file_version == "brain.Event:2"
+
+    n = check_scalars(d)
+    assert n == 2 * 300 + 2 * 6 + 4
+    acc = accumulator(d)
+    tags = set(acc.Tags()[pea.TENSORS])
+    assert {"training/loss", "training/loss/rank1", "training/grad_norm/encoder.block 1",
+            "training/grad_norm/encoder.block 1/rank1", "validation/accuracy", "preprocessing/rows",
+            "testing/odd/rank1", "training/big"} <= tags
+    check_text(d)
+
+    hp, end = hparams_of(d)
+    assert hp == {"lr": 0.001, "optimizer.type": "AdamW", "optimizer.betas": "[0.9,0.999]", "epochs": 3.0,
+                  "amp": True, "name": "yes"}
+    assert end.status == 1  # STATUS_SUCCESS: the run finished
+
+    # The data provider the Scalars and HParams tabs use lists the run and its tags.
+    mux = pem.EventMultiplexer()
+    mux.AddRunsFromDirectory(daemon.root)
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, daemon.root)
+    ctx = tb_context.RequestContext()
+    scalars = provider.list_scalars(ctx, experiment_id="", plugin_name="scalars")
+    [run_name] = scalars
+    assert run_name == os.path.relpath(d, daemon.root)
+    assert "training/loss/rank1" in scalars[run_name]
+    series = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10000,
+                                   run_tag_filter=None)[run_name]["training/loss"]
+    assert [p.step for p in series] == list(range(300)) and series[-1].value == 1.0 / 300
+    assert "_hparams_/session_start_info" in provider.list_tensors(ctx, experiment_id="", plugin_name="hparams")[run_name]
+
+
+def test_kill9_mid_run_and_resend_leave_every_event_once_and_no_data_loss(daemon):
+    run = logd.Run(experiment="tb-kill", name="k", config={"lr": 0.1}, socket=daemon.socket)
+    n = 60000
+    for step in range(n // 3):
+        run.log_metric("loss", float(step), step)
+    run.log("before the crash")
+    assert run.flush(timeout=20)
+    for step in range(n // 3, 2 * n // 3):  # some in flight when logd dies
+        run.log_metric("loss", float(step), step)
+        if step % 1000 == 0:
+            run.log("step %d" % step)
+    daemon.kill9()
+    for step in range(2 * n // 3, n):  # logged with no daemon at all
+        run.log_metric("loss", float(step), step)
+    run.log("while the daemon was down")
+    daemon.start()
+    report = run.finish(timeout=30)
+    assert report.completed and report.undelivered == 0 and report.dropped == 0, report
+    d = daemon.run_dir("tb-kill")
+    for f in event_files(d):
+        read_records(f)  # every file reads to its end with no data loss
+    assert check_scalars(d) == n
+    acc = accumulator(d)
+    assert sorted(e.step for e in acc.Tensors("loss" if "loss" in acc.Tags()[pea.TENSORS] else "training/loss")) \
+        == list(range(n))
+    check_text(d)
+    hp, end = hparams_of(d)
+    assert hp == {"lr": 0.1} and end.status == 1
+
+
+def test_rotation_keeps_events_in_order_across_segments(tmpdir_short):
+    from conftest import Daemon, logd_binary
+
+    binary = logd_binary()
+    if binary is None:
+        pytest.skip("no logd binary")
+    config = os.path.join(tmpdir_short, "logd.yaml")
+    with open(config, "w") as f:
+        f.write("rotate_bytes: 65536\n")
+    d = Daemon(binary, tmpdir_short)
+    start_with_config(d, config)
+    try:
+        run = logd.Run(experiment="tb-rotate", name="r", socket=d.socket)
+        for step in range(20000):
+            run.log_metric("loss", step * 0.5, step)
+        assert run.finish(timeout=30).completed
+        rd = d.run_dir("tb-rotate")
+        files = event_files(rd)
+        assert len(files) >= 3 and [int(f.rsplit(".", 1)[1]) for f in files] == list(range(1, len(files) + 1))
+        for f in files:
+            assert event_pb2.Event.FromString(read_records(f)[0]).file_version == "brain.Event:2"
+        assert check_scalars(rd) == 20000
+    finally:
+        d.stop()
+
+
+def start_with_config(d, config: str) -> None:
+    err = open(d.log_path, "ab")
+    d.proc = subprocess.Popen([d.binary, "--config", config, "--socket", d.socket, "--data-root", d.root,
+                               "--log-level", "warning"], stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    err.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert d.proc.poll() is None, d.stderr()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(d.socket)
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("logd did not start: " + d.stderr())
+
+
+def test_tensorboard_false_writes_no_event_files(tmpdir_short):
+    from conftest import Daemon, logd_binary
+
+    binary = logd_binary()
+    if binary is None:
+        pytest.skip("no logd binary")
+    config = os.path.join(tmpdir_short, "logd.yaml")
+    with open(config, "w") as f:
+        f.write("tensorboard: false\n")
+    d = Daemon(binary, tmpdir_short)
+    start_with_config(d, config)
+    try:
+        run = logd.Run(experiment="tb-off", name="off", socket=d.socket)
+        run.log_metric("loss", 1.0, 1)
+        assert run.finish(timeout=20).completed
+        assert event_files(d.run_dir("tb-off")) == []
+    finally:
+        d.stop()
+
+
+# -- logctl export -------------------------------------------------------------------------------
+
+
+def logctl_binary() -> str:
+    from conftest import logd_binary
+
+    binary = logd_binary()
+    if binary is None:
+        pytest.skip("no logd binary")
+    path = os.path.join(os.path.dirname(binary), "logctl")
+    if not os.path.exists(path):
+        pytest.skip("no logctl beside logd")
+    return path
+
+
+def test_logctl_export_writes_the_same_events_for_a_run_on_disk(tmpdir_short):
+    from conftest import Daemon, logd_binary
+
+    logctl = logctl_binary()
+    config = os.path.join(tmpdir_short, "logd.yaml")
+    with open(config, "w") as f:
+        f.write("tensorboard: false\n")  # a run written with no event files, as before this feature
+    d = Daemon(logd_binary(), tmpdir_short)
+    start_with_config(d, config)
+    try:
+        log_ranked_run(d.socket, "tb-export")
+    finally:
+        d.stop()
+    rd = d.run_dir("tb-export")
+    assert event_files(rd) == []
+    out = os.path.join(tmpdir_short, "tb")
+    p = subprocess.run([logctl, "export", "tensorboard", "tb-export", "--data-root", d.root, "--out", out],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    exported = os.path.join(out, os.path.relpath(rd, d.root))
+    files = event_files(exported)
+    assert len(files) == 1 and "logd-export" in os.path.basename(files[0])
+    read_records(files[0])
+    # The exported directory is read against the run's own metrics.csv and main.log.
+    for name in ("metrics.csv", "main.log"):
+        shutil.copy(os.path.join(rd, name), os.path.join(exported, name))
+    assert check_scalars(exported) == 2 * 300 + 2 * 6 + 4
+    check_text(exported)
+    hp, end = hparams_of(exported)
+    assert hp["optimizer.type"] == "AdamW" and end.status == 1
+    assert "1 run" in p.stderr
+
+    # Into the run directory itself (no --out); a second export refuses to write twice.
+    p = subprocess.run([logctl, "export", "tensorboard", os.path.relpath(rd, d.root), "--data-root", d.root],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert len(event_files(rd)) == 1
+    p = subprocess.run([logctl, "export", "tensorboard", os.path.relpath(rd, d.root), "--data-root", d.root],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "already" in p.stderr
+    assert len(event_files(rd)) == 1
+
+
+# -- a headless TensorBoard --------------------------------------------------------------------
+
+
+def test_headless_tensorboard_serves_the_runs_and_tags(daemon, tmpdir_short):
+    """`tensorboard --logdir <data root>` on loopback lists logd's runs and their scalar tags."""
+    log_ranked_run(daemon.socket, "tb-serve")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tb = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    if not os.path.exists(tb):
+        pytest.skip("no tensorboard command")
+    log = open(os.path.join(tmpdir_short, "tb.log"), "wb")
+    proc = subprocess.Popen([tb, "--logdir", daemon.root, "--host", "127.0.0.1", "--port", str(port),
+                             "--load_fast", "false", "--reload_interval", "1"],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    log.close()
+    try:
+        base = "http://127.0.0.1:%d" % port
+        runs: List[str] = []
+        tags: Dict[str, Dict[str, object]] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # poll until it has loaded the run
+            assert proc.poll() is None, read_text(os.path.join(tmpdir_short, "tb.log"))
+            try:
+                runs = json.load(urllib.request.urlopen(base + "/data/runs", timeout=5))
+                tags = json.load(urllib.request.urlopen(base + "/data/plugin/scalars/tags", timeout=5))
+            except OSError:
+                pass
+            if runs and runs[0] in tags:
+                break
+            time.sleep(0.2)
+        run_name = os.path.relpath(daemon.run_dir("tb-serve"), daemon.root)
+        assert runs == [run_name]
+        assert {"training/loss", "training/loss/rank1", "validation/accuracy"} <= set(tags[run_name])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
