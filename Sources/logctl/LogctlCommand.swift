@@ -26,7 +26,7 @@ struct Logctl: ParsableCommand {
             2 usage, 3 logd not running, 4 run not found (docs/CONTROL_PROTOCOL.md §4, docs/LOGCTL.md).
             """,
         version: "logctl 0.1.0",
-        subcommands: [Status.self, Flush.self, Runs.self, Show.self, Compare.self, Tail.self])
+        subcommands: [Status.self, Flush.self, Runs.self, Show.self, Compare.self, Tail.self, Export.self])
 
     /// ArgumentParser's own main, except that a bad command line exits 2 (documented), not 64.
     static func main() {

@@ -416,3 +416,42 @@ def test_headless_tensorboard_serves_the_runs_and_tags(daemon, tmpdir_short):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def test_export_turns_a_summary_writers_images_histograms_and_text_into_tensorboards_own(daemon, tmpdir_short,
+                                                                                        monkeypatch, tmp_path):
+    """What logd.SummaryWriter stores under artifacts/ comes back as TensorBoard images, histograms
+    and text after `logctl export tensorboard`."""
+    logctl = logctl_binary()
+    monkeypatch.setenv("LOGD_SOCKET", daemon.socket)
+    for name in ("LOGD_RUN_ID", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    w = logd.SummaryWriter("sw/a")
+    chw = [[[0.0, 1.0], [0.5, 0.25]], [[0.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]]]  # 3 x 2 x 2
+    w.add_image("pics/one", chw, 3)
+    w.add_histogram("weights", [float(i) for i in range(101)], 7)
+    w.add_text("notes", "**bold** move", 2)
+    w.add_scalar("loss", 0.5, 1)
+    w.close()
+    assert w.run.errors == 0, w.run.last_error
+    rd = daemon.run_dir("sw")
+    out = os.path.join(tmpdir_short, "tb")
+    p = subprocess.run([logctl, "export", "tensorboard", "sw", "--data-root", daemon.root, "--out", out],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    acc = accumulator(os.path.join(out, os.path.relpath(rd, daemon.root)))
+    image = acc.Tensors("pics/one")
+    assert acc.SummaryMetadata("pics/one").plugin_data.plugin_name == "images"
+    [event] = image
+    width, height, png = tensor_util.make_ndarray(event.tensor_proto)
+    assert event.step == 3 and (width, height) == (b"2", b"2")
+    with open(os.path.join(rd, "artifacts", "images", "pics", "one", "3.png"), "rb") as f:
+        assert png == f.read()
+    assert acc.SummaryMetadata("weights").plugin_data.plugin_name == "histograms"
+    [hist] = acc.Tensors("weights")
+    buckets = tensor_util.make_ndarray(hist.tensor_proto)  # rows of [left edge, right edge, count]
+    assert hist.step == 7 and buckets[:, 2].sum() == 101 and len(buckets) == 30
+    [text] = acc.Tensors("notes")
+    assert text.step == 2 and tensor_util.make_ndarray(text.tensor_proto).item() == b"**bold** move"
+    assert [e.step for e in acc.Tensors("training/loss")] == [1]  # add_scalar: context "training"
