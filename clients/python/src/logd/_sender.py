@@ -33,6 +33,13 @@ longest a record waits before it is sent (a full chunk, a flush or finish wake t
 once). Each wake-up takes the GIL from the training thread for a moment, so the sender wakes
 as seldom as this allows."""
 
+BUSY_INTERVAL_S = 0.005
+"""How long it sleeps after a look that found more than ``BUSY_RECORDS`` metrics pending: a
+training loop logging millions of samples a second gets its samples packed every few
+milliseconds, which bounds the memory they hold (about 90 bytes each) before packing."""
+
+BUSY_RECORDS = 16384
+
 IDLE_INTERVAL_S = 0.25
 """How long it sleeps when its last look found nothing new (a training loop between epochs, a
 forked child's idle copy of the parent's run)."""
@@ -120,7 +127,7 @@ class Sender:
     def _delivered(self) -> bool:
         b = self.buffer
         with b.lock:
-            return b.acked >= b.next_seq - 1
+            return b.acked >= b.next_seq - 1 and not b.pending
 
     def wait_drops_sent(self, total: int, deadline: float) -> None:
         """Waits (at most until ``deadline``) until the daemon has been told ``total`` drops."""
@@ -175,7 +182,12 @@ class Sender:
                 pass
 
     def _sleep(self) -> None:
-        interval = IDLE_INTERVAL_S if self._idle else POLL_INTERVAL_S
+        if self._idle:
+            interval = IDLE_INTERVAL_S
+        elif self.buffer.last_drained > BUSY_RECORDS:
+            interval = BUSY_INTERVAL_S
+        else:
+            interval = POLL_INTERVAL_S
         poller = select.poll()  # not select(): descriptors may be above FD_SETSIZE
         poller.register(self._wake_r, select.POLLIN)
         if self._sock is not None:
@@ -197,6 +209,9 @@ class Sender:
         if path is None:
             self._pump_local()
             return
+        # Pending metrics become numbered batches now, connected or not (while logd is absent
+        # they wait in the bounded chunks, or are dropped and counted, never held unbounded).
+        self.buffer.settle()
         if self._sock is None:
             now = time.monotonic()
             if now < self._next_attempt:
@@ -451,9 +466,24 @@ class Sender:
             offset = 0
             i += 1
         if parts and self.sink is not None:
-            self.sink(self._memory_decoder.feed(b"".join(parts)))
+            self.sink(_one_record_per_metric(self._memory_decoder.feed(b"".join(parts))))
         self.connected = True
         if through > 0:
             self.buffer.acknowledge(through, self._cursor[0])
         self._drops_sent = snap.dropped
 
+
+
+def _one_record_per_metric(records: List[dict]) -> List[dict]:
+    """The memory sink's records: a METRIC_BATCH (how the client sends metrics) as one
+    ``metric`` record per sample, as a run's ``records`` have always listed them."""
+    if not any(r["kind"] == "metric_batch" for r in records):
+        return records
+    out: List[dict] = []
+    for r in records:
+        if r["kind"] == "metric_batch":
+            out.extend({"kind": "metric", "key_id": m["key_id"], "step": m["step"], "timestamp": m["timestamp"],
+                        "value": m["value"]} for m in r["metrics"])
+        else:
+            out.append(r)
+    return out

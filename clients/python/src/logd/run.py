@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import stat
+import struct
 import sys
 import tempfile
 import threading
@@ -38,7 +39,8 @@ __all__ = ["Context", "Run", "DeliveryReport", "TRAINING", "VALIDATION", "TESTIN
 
 _log = logging.getLogger("logd")
 
-_METRIC = wire.METRIC_FRAME.pack_into
+_F64 = struct.Struct("<d")
+_I64 = struct.Struct("<q")
 _time_ns = time.time_ns
 NO_STEP = wire.NO_STEP
 
@@ -173,6 +175,10 @@ class Run:
         self._pid = os.getpid()
         self._child_pending = False
         self._buf = FrameBuffer(buffer_bytes)
+        self._buf.on_error = self._report_drain_errors
+        # Where log_metric puts a sample: the pending list's extend, or a stand-in while this
+        # is a forked child that has not started its session, or once the run is closed.
+        self._emit: Callable[[Tuple[Any, ...]], None] = self._buf.pending.extend
         self._sender = self._make_sender()
         self._append(wire.run_start(start_time=_time_ns(), **self._start_fields))
         if config:
@@ -194,6 +200,31 @@ class Run:
     def log_metric(self, key: str, value: float, step: Optional[int] = None,
                    context: Any = "training", source: Optional[str] = None) -> None:
         """Logs one sample of metric ``key`` (in ``context``, from ``source``) at ``step``."""
+        # The common call (a float, in training, from no source, a key seen before) appends four
+        # items to the run's pending list and returns: no lock, no packing. The sender packs
+        # them into METRIC_BATCH frames (FrameBuffer.drain). Everything else: _metric_slow.
+        try:
+            if type(value) is float and context == "training" and source is None:
+                self._emit((self._train_ids[key], step, _time_ns(), value))
+                return
+        except Exception:  # a new or unhashable key, an odd context: the slow path says what
+            pass
+        self._metric_slow(key, value, step, context, source, None)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None,
+                    context: Any = "training", source: Optional[str] = None) -> None:
+        """Logs several metrics at the same step: ``{"loss": 0.3, "acc": 0.91}``."""
+        for key, value in metrics.items():
+            self.log_metric(key, value, step, context, source)
+
+    def _metric_at(self, key: str, value: float, step: Optional[int], context: Any, timestamp_ns: int) -> None:
+        """A sample with its own timestamp (tensorboardX's ``walltime``). Not the hot path."""
+        self._metric_slow(key, value, step, context, None, timestamp_ns)
+
+    def _metric_slow(self, key: Any, value: Any, step: Any, context: Any, source: Any,
+                     timestamp_ns: Optional[int]) -> None:
+        """Any metric call the fast path does not take: converts and checks the value (and the
+        step) now, so that a bad one is reported by this call, and interns a new key."""
         try:
             if context == "training" and source is None:
                 kid = self._train_ids.get(key)
@@ -205,45 +236,33 @@ class Run:
             kid = self._intern(key, context, source)
             if kid is None:
                 return
+        try:
+            # As pack_into would: a float, or what has __float__ / __index__ (numpy, a 0-d
+            # tensor) -- converted now, so a tensor changed in place later is not re-read.
+            value = _F64.unpack(_F64.pack(value))[0]
+            if step is not None:
+                step = _I64.unpack(_I64.pack(step))[0]
+            ts = _time_ns() if timestamp_ns is None else _I64.unpack(_I64.pack(timestamp_ns))[0]
+        except Exception as exc:
+            self._bad_call("log_metric(%r)" % (key,), exc)
+            return
+        self._emit((kid, step, ts, value))
+
+    def _pending_closed(self, entry: Tuple[Any, ...]) -> None:
+        """``_emit`` once RUN_END is in the buffer: a late sample is ignored."""
+
+    def _pending_in_child(self, entry: Tuple[Any, ...]) -> None:
+        """``_emit`` in a forked child before its first record: start the child's session."""
         b = self._buf
-        lock = b.lock
-        err = None
-        lock.acquire()
-        try:
-            c = b.active
-            pos = c.pos
-            if pos > c.limit:
-                c = self._roll()
-                if c is None:
-                    return
-                pos = c.pos
-            _METRIC(c.data, pos, 29, 0x22, kid, NO_STEP if step is None else step, _time_ns(), value)
-            c.pos = pos + 33
-            c.count += 1
-        except Exception as exc:
-            err = exc
-        finally:
-            lock.release()
-        if err is not None:  # outside the lock: the warning may come back here via LoggingHandler
-            self._bad_call("log_metric(%r)" % (key,), err)
+        with b.lock:
+            if self._closed:
+                return
+            if self._child_pending:
+                self._start_child_session()
+            b.pending.extend(entry)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None,
-                    context: Any = "training", source: Optional[str] = None) -> None:
-        """Logs several metrics at the same step: ``{"loss": 0.3, "acc": 0.91}``."""
-        for key, value in metrics.items():
-            self.log_metric(key, value, step, context, source)
-
-    def _metric_at(self, key: str, value: float, step: Optional[int], context: Any, timestamp_ns: int) -> None:
-        """A sample with its own timestamp (tensorboardX's ``walltime``). Not the hot path."""
-        kid = self._intern(key, context, None)
-        if kid is None:
-            return
-        try:
-            frame = wire.metric(kid, NO_STEP if step is None else int(step), int(timestamp_ns), float(value))
-        except Exception as exc:
-            self._bad_call("metric %r" % (key,), exc)
-            return
-        self._append(frame)
+    def _report_drain_errors(self, what: str, exc: BaseException) -> None:
+        self._bad_call(what, exc)
 
     def _intern(self, key: Any, context: Any, source: Any) -> Optional[int]:
         """The id of (key, context, source); defines it on first use. Slow path."""
@@ -266,22 +285,6 @@ class Run:
             self._bad_call("metric key %r" % (key,), exc)
             return None
 
-    def _roll(self):
-        """The active chunk is full (or this is a forked child's first record, or the run is
-        closed). Lock held."""
-        if self._closed:
-            return None
-        b = self._buf
-        if self._child_pending:
-            self._start_child_session()
-            c = b.active
-            if c.pos <= c.limit:
-                return c
-        c = b.roll(33)
-        if c is not None:
-            self._sender.wake()
-        return c
-
     # -- everything else: one frame per call --------------------------------------------------
 
     def _append(self, frame: bytes, fd: int = -1, force: bool = False) -> bool:
@@ -294,10 +297,12 @@ class Run:
             if self._child_pending:
                 self._start_child_session()
             before = b.active
-            ok = b.append(frame, fd, force)
+            ok = b.append(frame, fd, force)  # drains the pending metrics first
             rolled = b.active is not before
         if rolled:
             self._sender.wake()
+        if b.errors:
+            b.report_errors()
         if not ok and fd >= 0:
             os.close(fd)
         return ok
@@ -503,9 +508,13 @@ class Run:
                 return True  # a forked child that has logged nothing has nothing to flush
             if self._stopped:  # finished: nothing more will be sent
                 return self._completed
+            if b.pending:
+                b.drain()  # the metrics logged before this call become frames now
             target = b.next_seq - 1
         finally:
             b.lock.release()
+        if b.errors:
+            b.report_errors()
         self._sender.request_flush()
         self._completed = b.wait_acked(target, time.monotonic() + max(0.0, timeout), time.monotonic)
         return self._completed
@@ -535,6 +544,7 @@ class Run:
             code = _STATUSES[status] if isinstance(status, str) else int(status)
         except (KeyError, ValueError, TypeError):
             code = 1
+        self._buf.settle()  # pending metrics become frames (or drops) before the drop total is read
         dropped = self._buf.dropped
         if dropped:  # the drop total must reach logd before RUN_END ends the run there
             left = deadline - time.monotonic()
@@ -545,11 +555,13 @@ class Run:
         if not b.lock.acquire(timeout=max(0.05, min(1.0, deadline - time.monotonic()))):
             return
         try:  # RUN_END and closing in one hold: no other thread's record can follow it
-            b.append(wire.run_end(code, _time_ns()), force=True)
-            self._closed = True
-            b.active.limit = -1  # a late log_metric takes the slow path, which ignores it
+            b.append(wire.run_end(code, _time_ns()), force=True)  # after the pending metrics
+            self._closed = b.closed = True
+            self._emit = self._pending_closed  # a late log_metric is ignored
         finally:
             b.lock.release()
+        if b.errors:
+            b.report_errors()
         self._sender.wake()
 
     def _complete(self, deadline: float) -> None:
@@ -584,8 +596,12 @@ class Run:
         """Delivery counters so far."""
         b = self._buf
         with b.lock:
-            numbered = b.next_seq - 1
-            return DeliveryReport(numbered + b.dropped, min(b.acked, numbered), b.dropped, self._completed)
+            if b.pending:
+                b.drain()  # pending metrics are numbered now, or dropped (and counted) now
+            report = DeliveryReport(b.records + b.dropped, min(b.acked_records, b.records), b.dropped, self._completed)
+        if b.errors:
+            b.report_errors()
+        return report
 
     @property
     def connected(self) -> bool:
@@ -683,13 +699,14 @@ class Run:
         self._buf.reset_after_fork()
         self._pid = os.getpid()
         self._child_pending = True
-        self._buf.active.limit = -1  # the next metric takes the slow path, which starts the session
+        # The next metric starts the session (a closed run stays closed).
+        self._emit = self._pending_closed if self._closed else self._pending_in_child
 
     def _start_child_session(self) -> None:
         """First record in a forked child (buffer lock held): a new session, a new RUN_START."""
         self._child_pending = False
         b = self._buf
-        b.active.limit = len(b.active.data) - 33
+        self._emit = b.pending.extend
         self._sender = self._make_sender()
         b.append(wire.run_start(start_time=_time_ns(), **self._start_fields), force=True)
         self._sender.start()
