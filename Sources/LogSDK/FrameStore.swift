@@ -5,10 +5,18 @@ import Wire
 
 /// The SDK's bounded buffer of numbered frames, kept until the daemon acknowledges them.
 ///
-/// Frames live in chunks of raw memory. The hot path stores a 33-byte METRIC frame into the
-/// active chunk under `lock` — no allocation, no syscall. Full chunks stay in order until every
-/// frame in them is acknowledged, then return to a pool. When `capacityBytes` is used up the
-/// overflow policy is drop-newest: the record is not stored and `dropped` counts it.
+/// Frames live in chunks of raw memory. The hot path stores a 28-byte entry into the open
+/// METRIC_BATCH frame of the active chunk under `lock` — no allocation, no syscall. A batch is
+/// one numbered frame: it gets its number when it opens, and its header (length, count) when it
+/// is sealed — by the sender before it sends (`snapshot(sealing: true)`), by any other frame
+/// appended after it, by `flushTarget()`, or when it is full (`batchMax` entries, or the end of
+/// the chunk). Only sealed bytes are ever handed to the sender, and they never change, so a
+/// resend after a reconnect is byte for byte the same frame under the same number.
+///
+/// Full chunks stay in order until every frame in them is acknowledged, then return to a pool.
+/// When `capacityBytes` is used up the overflow policy is drop-newest: the record is not stored
+/// and `dropped` counts it. Counters are in records (a batch of n metrics is n records);
+/// `Chunk.recordEnds` turns an acknowledged frame number into acknowledged records.
 ///
 /// Thread-safe: every mutable field is protected by `lock` (the hot path, the sender thread).
 final class FrameStore: @unchecked Sendable {
@@ -25,6 +33,8 @@ final class FrameStore: @unchecked Sendable {
         /// Unique per use of this chunk (pooled chunks get a new one), so the sender can find
         /// its place again after acknowledged chunks were released.
         var serial: UInt64 = 0
+        /// `recordEnds[i]`: records logged through frame `firstSeq + i` (sealed frames only).
+        var recordEnds: [UInt64] = []
 
         init(capacity: Int) {
             self.capacity = capacity
@@ -40,6 +50,11 @@ final class FrameStore: @unchecked Sendable {
     }
 
     static let chunkBytes = 64 << 10
+    /// Entries per METRIC_BATCH (146): the frame fits the smallest `max_frame_bytes` a daemon
+    /// may be configured with (4096), so every held batch can be resent to any logd.
+    static let batchMax = (4096 - 5) / Metric.bodyBytes
+    /// u32 length, u8 kind, u32 count.
+    static let batchHeaderBytes = 9
 
     let lock = SDKLock()
     let capacityBytes: Int
@@ -59,6 +74,12 @@ final class FrameStore: @unchecked Sendable {
     private var activeUsed = 0
     private var activeCapacity = 0
     private var activeFrames = 0
+    /// Offset of the open batch's header in the active chunk, or -1.
+    private var batchStart = -1
+    /// An entry fits in the open batch while `activeUsed + 28 <= batchLimit`; 0 when none is open.
+    private var batchLimit = 0
+    /// Records through the last acknowledged frame.
+    private var ackedRecords: UInt64 = 0
     /// Interned metric keys in id order: resent after every (re)connect.
     private(set) var keys: [MetricKey] = []
     private let encoder = FrameEncoder()
@@ -70,25 +91,59 @@ final class FrameStore: @unchecked Sendable {
 
     // MARK: hot path (lock taken by the caller via `appendMetric`)
 
-    /// Stores one METRIC frame. Lock held inside; returns false when the record was dropped.
+    /// Stores one metric as an entry of the open METRIC_BATCH (opening one when needed). Lock
+    /// held inside; returns false when the record was dropped.
     @inline(__always)
     func appendMetric(keyID: UInt32, step: Int64, timestamp: Int64, value: Double) -> Bool {
         lock.lock()
-        if _slowPath(activeCapacity &- activeUsed < Metric.frameBytes) {
-            guard newChunk(minimum: Metric.frameBytes) != nil else {
+        if _slowPath(activeUsed &+ Metric.bodyBytes > batchLimit) {
+            guard openBatch() else {
                 dropped &+= 1
                 lock.unlock()
                 return false
             }
         }
-        Metric(keyID: keyID, step: step, timestamp: timestamp, value: value)
-            .store(frameAt: activeBase.unsafelyUnwrapped + activeUsed)
-        activeUsed &+= Metric.frameBytes
-        activeFrames &+= 1
-        nextSeq &+= 1
+        let p = activeBase.unsafelyUnwrapped + activeUsed
+        p.storeBytes(of: keyID.littleEndian, toByteOffset: 0, as: UInt32.self)
+        p.storeBytes(of: step.littleEndian, toByteOffset: 4, as: Int64.self)
+        p.storeBytes(of: timestamp.littleEndian, toByteOffset: 12, as: Int64.self)
+        p.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: 20, as: UInt64.self)
+        activeUsed &+= Metric.bodyBytes
         logged &+= 1
         lock.unlock()
         return true
+    }
+
+    /// With `lock` held: seals the open batch (if full) and opens a new one, numbered now, in
+    /// the active chunk or a new one. False when the capacity has no room.
+    private func openBatch() -> Bool {
+        sealBatch()
+        let need = FrameStore.batchHeaderBytes + Metric.bodyBytes
+        if activeBase == nil || activeCapacity - activeUsed < need {
+            guard newChunk(minimum: FrameStore.batchHeaderBytes + FrameStore.batchMax * Metric.bodyBytes) != nil else {
+                return false
+            }
+        }
+        batchStart = activeUsed
+        activeUsed += FrameStore.batchHeaderBytes
+        activeFrames += 1
+        nextSeq += 1
+        batchLimit = min(activeCapacity, activeUsed + FrameStore.batchMax * Metric.bodyBytes)
+        return true
+    }
+
+    /// With `lock` held: writes the open batch's header (its entries are complete) and closes
+    /// it; the next metric opens another.
+    private func sealBatch() {
+        guard batchStart >= 0, let base = activeBase, let c = chunks.last else { return }
+        let count = (activeUsed - batchStart - FrameStore.batchHeaderBytes) / Metric.bodyBytes
+        let p = base + batchStart
+        p.storeBytes(of: UInt32(5 + count * Metric.bodyBytes).littleEndian, toByteOffset: 0, as: UInt32.self)
+        p.storeBytes(of: FrameKind.metricBatch.rawValue, toByteOffset: 4, as: UInt8.self)
+        p.storeBytes(of: UInt32(count).littleEndian, toByteOffset: 5, as: UInt32.self)
+        c.recordEnds.append(logged)
+        batchStart = -1
+        batchLimit = 0
     }
 
     /// With `lock` held: writes the active chunk's counters back to its object.
@@ -99,7 +154,9 @@ final class FrameStore: @unchecked Sendable {
     }
 
     /// With `lock` held: makes `c` the active chunk (or none when nil / it carries a descriptor).
+    /// A batch still open is sealed first: it belongs to the chunk that stops being active.
     private func activate(_ c: Chunk?) {
+        sealBatch()
         guard let c, c.fd < 0 else {
             activeBase = nil
             activeUsed = 0
@@ -115,6 +172,7 @@ final class FrameStore: @unchecked Sendable {
 
     /// With `lock` held: a fresh active chunk for at least `minimum` bytes, or nil at capacity.
     private func newChunk(minimum: Int) -> Chunk? {
+        sealBatch()
         syncActive()
         let c = makeChunk(minimum: minimum)
         activate(c)
@@ -152,6 +210,7 @@ final class FrameStore: @unchecked Sendable {
         }
         c.used = 0
         c.frames = 0
+        c.recordEnds.removeAll(keepingCapacity: true)
         c.firstSeq = nextSeq
         c.fd = -1
         c.serial = nextSerial
@@ -176,6 +235,7 @@ final class FrameStore: @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
+        sealBatch()  // the metrics before this record stay before it
         syncActive()
         var chunk = chunks.last
         let needsOwnChunk = fd >= 0
@@ -197,6 +257,7 @@ final class FrameStore: @unchecked Sendable {
         activate(c)
         nextSeq += 1
         logged += 1
+        c.recordEnds.append(logged)
         return true
     }
 
@@ -211,7 +272,7 @@ final class FrameStore: @unchecked Sendable {
         return UInt32(keys.count - 1)
     }
 
-    /// With `lock` held by the caller (`withLock`): what the sender needs.
+    /// What the sender needs: the chunks and, for each, how many bytes are sealed frames.
     struct Snapshot {
         var chunks: [Chunk]
         var used: [Int]
@@ -219,11 +280,25 @@ final class FrameStore: @unchecked Sendable {
         var nextSeq: UInt64
     }
 
-    func snapshot() -> Snapshot {
+    /// `sealing`: the sender is about to send, so the open batch is sealed and included;
+    /// otherwise `used` stops before it (its header is not written yet).
+    func snapshot(sealing: Bool = false) -> Snapshot {
         lock.lock()
         defer { lock.unlock() }
+        if sealing { sealBatch() }
         syncActive()
-        return Snapshot(chunks: chunks, used: chunks.map(\.used), keyCount: keys.count, nextSeq: nextSeq)
+        var used = chunks.map(\.used)
+        if batchStart >= 0, !used.isEmpty { used[used.count - 1] = batchStart }
+        return Snapshot(chunks: chunks, used: used, keyCount: keys.count, nextSeq: nextSeq)
+    }
+
+    /// Seals the open batch and returns the number of the last frame logged so far: what a
+    /// flush waits for.
+    func flushTarget() -> UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        sealBatch()
+        return nextSeq - 1
     }
 
     func keyDefinitions(from: Int) -> [MetricKey] {
@@ -239,7 +314,13 @@ final class FrameStore: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         syncActive()
-        if seq > ackedSeq { ackedSeq = min(seq, nextSeq - 1) }
+        if seq > ackedSeq {
+            ackedSeq = min(seq, nextSeq - 1)
+            for c in chunks where c.frames > 0 && c.firstSeq <= ackedSeq {
+                let i = Int(min(ackedSeq, c.lastSeq) - c.firstSeq)
+                if i < c.recordEnds.count { ackedRecords = c.recordEnds[i] }
+            }
+        }
         while let first = chunks.first, first.serial < sentBefore, first.frames > 0, first.lastSeq <= ackedSeq {
             chunks.removeFirst()
             if first.fd >= 0 {
@@ -265,7 +346,9 @@ final class FrameStore: @unchecked Sendable {
     }
 
     struct Counters {
+        /// Records stored (a batch's entries each count).
         var logged: UInt64
+        /// Records in acknowledged frames.
         var acked: UInt64
         var dropped: UInt64
         var nextSeq: UInt64
@@ -274,7 +357,7 @@ final class FrameStore: @unchecked Sendable {
     var counters: Counters {
         lock.lock()
         defer { lock.unlock() }
-        return Counters(logged: logged, acked: ackedSeq, dropped: dropped, nextSeq: nextSeq)
+        return Counters(logged: logged, acked: ackedRecords, dropped: dropped, nextSeq: nextSeq)
     }
 
     /// Waits until frames through `seq` are acknowledged or `deadline` (monotonic ns) passes.
@@ -296,10 +379,13 @@ final class FrameStore: @unchecked Sendable {
         }
         chunks.removeAll()
         pool.removeAll()
+        batchStart = -1
+        batchLimit = 0
         activate(nil)
         allocatedBytes = 0
         nextSeq = 1
         ackedSeq = 0
+        ackedRecords = 0
         logged = 0
         dropped = 0
     }

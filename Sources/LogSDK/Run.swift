@@ -43,10 +43,11 @@ public struct DeliveryReport: Sendable, Equatable, CustomStringConvertible {
 /// which wait at most their timeout. Nothing here throws into the training loop: failures are
 /// counted (`report`) or returned as `false`.
 ///
-/// The hot path is `metric(_:_:step:)` with a `MetricHandle`: it stores a 33-byte frame in a
-/// preallocated buffer under a lock — no allocation, no syscall on most calls. A background
-/// thread sends batches to logd with nonblocking sends and resends what the daemon did not
-/// acknowledge after a reconnect. When the buffer (`bufferBytes`) is full, new records are
+/// The hot path is `metric(_:_:step:)` with a `MetricHandle`: it stores a 28-byte entry of an
+/// open METRIC_BATCH frame in a preallocated buffer under a lock — no allocation, no syscall on
+/// most calls. A background thread seals the batch and sends it to logd with nonblocking sends
+/// (consecutive metrics cross the socket as one numbered frame of up to 146 samples), and
+/// resends what the daemon did not acknowledge after a reconnect. When the buffer (`bufferBytes`) is full, new records are
 /// dropped and counted (drop-newest), and the count reaches the daemon (run.yaml, status).
 ///
 /// Locking: the frames and counters are under `store.lock` (the one lock the hot path takes);
@@ -248,7 +249,7 @@ public final class Run: @unchecked Sendable {
     @discardableResult
     public func flush(timeout: Double = 10) -> Bool {
         checkFork()
-        let target = store.counters.nextSeq - 1
+        let target = store.flushTarget()  // seals the open batch: it is sent before the FLUSH
         currentSender.requestFlush()
         return store.waitAcked(target, deadline: Clock.monotonic() + deadline(after: timeout))
     }

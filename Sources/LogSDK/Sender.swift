@@ -164,7 +164,7 @@ final class Sender: @unchecked Sendable {
     }
 
     private func drainLocally(into sink: InMemorySink?) {
-        let snap = store.snapshot()
+        let snap = store.snapshot(sealing: true)
         guard !snap.chunks.isEmpty else { return }
         var (i, offset) = resolveCursor(snap)
         var through: UInt64 = 0
@@ -332,9 +332,10 @@ final class Sender: @unchecked Sendable {
         return p
     }
 
-    /// Sends every held frame from the cursor on, until the socket would block.
+    /// Sends every held frame from the cursor on, until the socket would block. The open
+    /// METRIC_BATCH is sealed first: the metrics logged since the last look go out as one frame.
     private func sendPending() {
-        let snap = store.snapshot()
+        let snap = store.snapshot(sealing: true)
         guard fd >= 0, !snap.chunks.isEmpty else { return }
         var (i, offset) = resolveCursor(snap)
         while i < snap.chunks.count {

@@ -9,7 +9,8 @@ public final class InMemorySink: @unchecked Sendable {
 
     public init() {}
 
-    /// Every record received so far, in order (RUN_START first).
+    /// Every record received so far, in order (RUN_START first). Metrics travel in METRIC_BATCH
+    /// frames; each sample is listed here as its own `.metric` record.
     public var records: [Record] {
         lock.lock()
         defer { lock.unlock() }
@@ -38,7 +39,13 @@ public final class InMemorySink: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         decoder.feed(bytes)
-        while let r = try? decoder.next() { stored.append(r) }
+        while let r = try? decoder.next() {
+            if case .metricBatch(let ms) = r {
+                stored.append(contentsOf: ms.lazy.map { Record.metric($0) })
+            } else {
+                stored.append(r)
+            }
+        }
     }
 }
 

@@ -46,15 +46,22 @@ struct RunTests {
         #expect(r.logged == 20_001)  // RUN_START + 20,000
         #expect(r.dropped > 0)
         let stored = r.logged - r.dropped
-        // Two 64 KiB chunks: RUN_START plus as many 33-byte metrics as fit. RUN_START's size
-        // depends on the command line and directory: measure the same record, encoded.
+        // Two 64 KiB chunks: RUN_START plus as many metrics as fit in METRIC_BATCH frames (a
+        // 9-byte header and up to 146 entries of 28 bytes; nothing seals a batch early, as no
+        // daemon is there). RUN_START's size depends on the command line and directory:
+        // measure the same record, encoded.
         let probe = InMemorySink()
         Run(experiment: "unit", name: "overflow", sink: .memory(probe)).finish(timeout: 5)
         var startBytes: [UInt8] = []
         if let first = probe.records.first { try? FrameEncoder().encode(first, into: &startBytes) }
         #expect(startBytes.count > 4)
         let chunk = 64 << 10
-        let fits = UInt64(1 + (chunk - startBytes.count) / 33 + chunk / 33)
+        func batched(_ bytes: Int) -> Int {
+            let full = bytes / (9 + 146 * 28)
+            let rest = bytes - full * (9 + 146 * 28)
+            return full * 146 + max(0, rest - 9) / 28
+        }
+        let fits = UInt64(1 + batched(chunk - startBytes.count) + batched(chunk))
         #expect(stored == fits, "stored \(stored), RUN_START \(startBytes.count) bytes")
         let final = run.finish(timeout: 0.2)
         #expect(!final.completed)
