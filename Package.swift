@@ -57,7 +57,11 @@ let package = Package(
             name: "LogdCore", dependencies: ["Wire", "CLibUV", "CYAML", "LogdSystem", "TensorBoardEvents"],
             // Profiling (callgrind) showed ~20% of the daemon's instructions in dynamic
             // exclusivity checks on class properties; release builds skip them. Debug keeps them.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: [
+                .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+                // `@_extern(c)`: the runtime's allocation-free double formatter (MetricLine.swift).
+                .enableExperimentalFeature("Extern"),
+            ]
         ),
         .executableTarget(
             name: "logd",

@@ -32,6 +32,8 @@ struct Producer: ParsableCommand {
     @Option(help: "Microseconds to sleep between 64 KiB sends (to stretch a run for kill tests).") var pauseMicros = 0
     @Option(help: "Send a PARAMS frame every N metrics (0: none): {progress: {step, lr, note}, block: {k0…}}.") var paramsEvery = 0
     @Option(help: "Entries in each PARAMS frame's `block` map (a bigger config.yaml and prov.json).") var paramsKeys = 8
+    @Option(help: "Write the byte stream a first connection would send (HELLO, RUN_START, keys, frames) to this file and exit.")
+    var dump: String?
 
     func run() throws {
         let session =
@@ -95,6 +97,19 @@ struct Producer: ParsableCommand {
         var keyDefs: [UInt8] = []
         for k in 0..<keys { try enc.encode(.metricKey(MetricKey(id: UInt32(k), key: "m\(k)", context: "training")), into: &keyDefs) }
 
+        if let dump {
+            var out: [UInt8] = []
+            try enc.encode(
+                .hello(Hello(role: .producer, pid: 1, session: session, firstSeq: 1, clientName: "wire-producer", clientVersion: "0.1.0")),
+                into: &out)
+            out += frames[0] + keyDefs
+            for f in frames.dropFirst() { out += f }
+            let fd = open(dump, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard fd >= 0 else { throw ValidationError("cannot create \(dump)") }
+            defer { close(fd) }
+            guard (out.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }) == out.count else { throw ValidationError("short write to \(dump)") }
+            return
+        }
         let deadline = monotonicSeconds() + retrySeconds
         var acked: UInt64 = 0
         var token: UInt64 = 0

@@ -35,8 +35,20 @@ final class Connection {
     var nextSeq: UInt64 = 1
     var session: SessionID?
     var rank: Int32 = 0
-    /// Connection key id → daemon-wide key index.
-    var keys: [UInt32: Int32] = [:]
+    /// Connection key id → daemon-wide key index: ids below `denseKeyIDs` (SDKs number their
+    /// keys 0, 1, 2, …) in an array, the rest in a dictionary. Forgotten when the session
+    /// starts another run (key indices belong to a run).
+    private(set) var denseKeys: [Int32] = []
+    private var sparseKeys: [UInt32: Int32] = [:]
+    private(set) var definedKeys = 0
+    static let denseKeyIDs: UInt32 = 4096
+    static let undefinedKey = Int32.min
+    /// The session this producer connection owns (the same object as `Server.sessions[session]`).
+    var sessionState: Server.SessionState?
+    /// The run of `sessionState` as last looked up, valid while `Server.runsEpoch` is `runEpoch`.
+    var cachedRun: Server.RunState?
+    var cachedRunIndex: Int32 = -1
+    var runEpoch: UInt64 = .max
     /// FLUSH barriers of this connection not yet answered (bounded by max_pending_barriers).
     var pendingBarriers = 0
     /// uv_poll_init failed: the server closes the descriptor at once and frees the handle
@@ -99,6 +111,32 @@ final class Connection {
     }
 
     var bufferedBytes: Int { end - start }
+
+    /// The daemon-wide key index of key id `id`, if defined on this connection.
+    @inline(__always)
+    func keyIndex(_ id: UInt32) -> Int32? {
+        if id < UInt32(truncatingIfNeeded: denseKeys.count) {
+            let v = denseKeys[Int(id)]
+            return v == Connection.undefinedKey ? nil : v
+        }
+        return id < Connection.denseKeyIDs ? nil : sparseKeys[id]
+    }
+
+    func setKey(_ id: UInt32, _ index: Int32) {
+        if keyIndex(id) == nil { definedKeys += 1 }
+        if id < Connection.denseKeyIDs {
+            if Int(id) >= denseKeys.count { denseKeys += repeatElement(Connection.undefinedKey, count: Int(id) + 1 - denseKeys.count) }
+            denseKeys[Int(id)] = index
+        } else {
+            sparseKeys[id] = index
+        }
+    }
+
+    func forgetKeys() {
+        denseKeys.removeAll()
+        sparseKeys.removeAll()
+        definedKeys = 0
+    }
 
     /// Makes room for at least `needed` bytes of one frame at the buffer's start; bounded by
     /// the frame limit checked by the decoder before this is called.

@@ -78,6 +78,7 @@ extension Server {
                 state = sessions[hello.session] ?? state
             }
             state.connection = conn.id
+            conn.sessionState = state
             if let runIndex = state.run, let run = runs[runIndex] {
                 conn.rank = rankOf(hello.session, in: run)
                 if state.end == .vanished {
@@ -120,26 +121,26 @@ extension Server {
                 return protocolError(conn, code: .protocolViolation, message: "METRIC_KEY before RUN_START")
             }
             // Key ids on one connection: the run's limit plus room for ids of refused keys.
-            if conn.keys[key.id] == nil, conn.keys.count >= config.maxKeysPerRun + 65_536 {
+            if conn.keyIndex(key.id) == nil, conn.definedKeys >= config.maxKeysPerRun + 65_536 {
                 return protocolError(conn, code: .refused, message: "more than max_keys_per_run + 65536 key ids on one connection")
             }
             let name = KeyName(context: key.context, key: key.key, source: key.source, rank: conn.rank)
             if let index = run.keyIndex[name] {
-                conn.keys[key.id] = index
+                conn.setKey(key.id, index)
                 return
             }
             let bytes = key.key.utf8.count + key.context.utf8.count + key.source.utf8.count
             guard run.keyIndex.count < config.maxKeysPerRun, run.keyBytes + bytes <= config.maxKeyBytesPerRun,
                 totalKeys < config.maxKeysTotal
             else {
-                conn.keys[key.id] = Server.refusedKey
+                conn.setKey(key.id, Server.refusedKey)
                 return refuse(conn, "metric key '\(key.key.prefix(64))': max_keys_per_run, max_key_bytes_per_run or max_keys_total reached")
             }
             let index = allocateKeyIndex()
             run.keyIndex[name] = index
             run.keyBytes += bytes
             totalKeys += 1
-            conn.keys[key.id] = index
+            conn.setKey(key.id, index)
             enqueue(.defineKey(key: index, run: runIndex, key, rank: conn.rank))
         case .flush(let token):
             guard let session = conn.session else { return }
@@ -160,7 +161,7 @@ extension Server {
     /// `fd`: the descriptor a copy-mode frame carries; dropping it (a duplicate, an error)
     /// closes it.
     private func numbered(_ record: Record, fd: PassedFD?, on conn: Connection) {
-        guard let session = conn.session, var state = sessions[session] else { return }
+        guard let session = conn.session, let state = sessions[session] else { return }
         let seq = conn.nextSeq
         guard seq < Server.maxSeq else {
             return protocolError(conn, code: .protocolViolation, message: "frame number beyond 2^62")
@@ -193,14 +194,14 @@ extension Server {
         run.records += 1
         switch record {
         case .metric(let m):
-            guard let key = conn.keys[m.keyID] else {
+            guard let key = conn.keyIndex(m.keyID) else {
                 return protocolError(conn, code: .protocolViolation, message: "metric key id \(m.keyID) was never defined")
             }
             if key == Server.refusedKey { return refuse(conn, "a metric of a refused key") }
             enqueue(.metric(key: key, m))
         case .metricBatch(let ms):
             for m in ms {
-                guard let key = conn.keys[m.keyID] else {
+                guard let key = conn.keyIndex(m.keyID) else {
                     return protocolError(conn, code: .protocolViolation, message: "metric key id \(m.keyID) was never defined")
                 }
                 if key == Server.refusedKey {
@@ -249,8 +250,10 @@ extension Server {
             runsByID[start.runID] = run
             runs[run.index] = run
         }
-        if let previous = sessions[session]?.run, previous != run.index, let old = runs[previous] {
-            old.sessions.remove(session)
+        if let previous = sessions[session]?.run, previous != run.index {
+            runs[previous]?.sessions.remove(session)
+            // Key ids name keys of the session's run: another run's keys are defined again.
+            conn.forgetKeys()
         }
         run.sessions.insert(session)
         run.worldSize = max(run.worldSize, Int(start.worldSize))
@@ -279,7 +282,7 @@ extension Server {
 
     /// A producer's connection closed.
     func producerLeft(_ conn: Connection, _ session: SessionID) {
-        guard var state = sessions[session], state.connection == conn.id else { return }
+        guard let state = sessions[session], state.connection == conn.id else { return }
         state.connection = nil
         markReceived(conn)
         guard let runIndex = state.run, let run = runs[runIndex] else {
@@ -331,7 +334,11 @@ extension Server {
             }
             runsByID.removeValue(forKey: run.runID)
             runs.removeValue(forKey: run.index)
+            runsEpoch &+= 1
             totalKeys -= run.keyIndex.count
+            // The writer forgets this run's keys at its end, which it takes before any key
+            // defined after this point: the indices can be reused.
+            freeKeyIndices += run.keyIndex.values
         }
     }
 

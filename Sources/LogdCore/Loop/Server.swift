@@ -16,7 +16,9 @@ public final class Server: @unchecked Sendable {
 
     public static let version = "logd 0.1.0"
 
-    struct SessionState {
+    /// A class: the connection that owns a session holds it too, so the per-frame numbering
+    /// (`numbered`, the METRIC fast path) updates it without a dictionary lookup and copy.
+    final class SessionState {
         var run: Int32?
         /// Highest frame number received (frames up to it are skipped when resent).
         var received: UInt64
@@ -28,6 +30,17 @@ public final class Server: @unchecked Sendable {
         /// Frame numbers up to `received` that are taken again when resent: copy-mode frames
         /// whose copy a restart interrupted (their descriptor was lost with the old process).
         var holes: Set<UInt64> = []
+
+        init(
+            run: Int32?, received: UInt64, durable: UInt64, connection: Int? = nil, end: ProducerEnd? = nil, holes: Set<UInt64> = []
+        ) {
+            self.run = run
+            self.received = received
+            self.durable = durable
+            self.connection = connection
+            self.end = end
+            self.holes = holes
+        }
     }
 
     final class RunState {
@@ -107,6 +120,11 @@ public final class Server: @unchecked Sendable {
     private var nextConnectionID = 1
     private var nextRunIndex: Int32 = 0
     private var nextKeyIndex: Int32 = 0
+    /// Key indices of forgotten runs, taken again first: indices stay dense (the writer keeps
+    /// its keys in an array indexed by them).
+    var freeKeyIndices: [Int32] = []
+    /// Bumped whenever a run leaves `runs`: a connection's cached run is valid while equal.
+    var runsEpoch: UInt64 = 0
     private var nextBarrier: UInt64 = 1
     var barriers: [UInt64: BarrierWaiter] = [:]
     /// Each producer session's rank, from its RUN_START.
@@ -226,6 +244,7 @@ public final class Server: @unchecked Sendable {
     func reserveRunIndex(after index: Int32) { nextRunIndex = max(nextRunIndex, index == .max ? index : index + 1) }
 
     func allocateKeyIndex() -> Int32 {
+        if let reused = freeKeyIndices.popLast() { return reused }
         defer { nextKeyIndex = nextKeyIndex == .max ? 0 : nextKeyIndex + 1 }
         return nextKeyIndex
     }
@@ -391,6 +410,13 @@ public final class Server: @unchecked Sendable {
 
     private func decodeFrames(_ conn: Connection) {
         while conn.state != .closed {
+            if conn.bufferedBytes >= Server.metricFrameBytes, let state = conn.sessionState, fastMetrics(conn, state) {
+                if batch.count >= 4096 {
+                    markReceived(conn)
+                    flushBatch()
+                }
+                continue
+            }
             let available = UnsafeRawBufferPointer(start: conn.buffer + conn.start, count: conn.bufferedBytes)
             let decoded: (record: Record, consumed: Int)?
             do {
@@ -434,6 +460,84 @@ public final class Server: @unchecked Sendable {
             account(conn)
         }
         markReceived(conn)
+    }
+
+    static let metricFrameBytes = WireProtocol.lengthPrefixBytes + 1 + Metric.bodyBytes
+
+    /// The fast path for the bulk of the traffic: a METRIC frame, or a whole METRIC_BATCH, of a
+    /// producer whose next frame number follows the last, into a known running run, every key
+    /// defined. Decoded from the buffer straight into writer items: no `Record`, no hashing.
+    /// Anything else (or any doubt) returns false and takes the general path, which decodes
+    /// and checks everything.
+    @inline(__always)
+    private func fastMetrics(_ conn: Connection, _ state: SessionState) -> Bool {
+        guard conn.state == .producer else { return false }
+        let p = UnsafeRawPointer(conn.buffer + conn.start)
+        let length = Int(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
+        let kind = p.load(fromByteOffset: 4, as: UInt8.self)
+        let seq = conn.nextSeq
+        guard seq == state.received &+ 1, seq < Server.maxSeq, let runIndex = state.run else { return false }
+        let run: RunState
+        if conn.runEpoch == runsEpoch, conn.cachedRunIndex == runIndex, let cached = conn.cachedRun {
+            run = cached
+        } else {
+            guard let found = runs[runIndex] else { return false }
+            conn.cachedRun = found
+            conn.cachedRunIndex = runIndex
+            conn.runEpoch = runsEpoch
+            run = found
+        }
+        let body = p + 5
+        if kind == FrameKind.metric.rawValue, length == 1 + Metric.bodyBytes {
+            guard let key = conn.keyIndex(UInt32(littleEndian: body.loadUnaligned(as: UInt32.self))), key >= 0 else { return false }
+            enqueueMetric(key, body)
+            run.records += 1
+            conn.records += 1
+            totalRecords += 1
+            frameBytes = Server.metricFrameBytes
+        } else if kind == FrameKind.metricBatch.rawValue, length >= 5, WireProtocol.lengthPrefixBytes + length <= conn.bufferedBytes {
+            let count = Int(UInt32(littleEndian: body.loadUnaligned(as: UInt32.self)))
+            guard count <= limits.maxCollectionCount, length == 5 + count * Metric.bodyBytes, length <= limits.maxFrameBytes else {
+                return false
+            }
+            // Every key defined (refused ones are counted and skipped, as the general path does).
+            for i in 0..<count {
+                guard conn.keyIndex(UInt32(littleEndian: (body + 4 + i * Metric.bodyBytes).loadUnaligned(as: UInt32.self))) != nil else {
+                    return false
+                }
+            }
+            frameBytes = WireProtocol.lengthPrefixBytes + length
+            for i in 0..<count {
+                let entry = body + 4 + i * Metric.bodyBytes
+                let key = conn.keyIndex(UInt32(littleEndian: entry.loadUnaligned(as: UInt32.self)))!
+                if key == Server.refusedKey {
+                    refuse(conn, "a metric of a refused key")
+                } else {
+                    enqueueMetric(key, entry)
+                }
+            }
+            run.records += 1
+            conn.records += UInt64(max(1, count))
+            totalRecords += UInt64(max(1, count))
+        } else {
+            return false
+        }
+        conn.nextSeq = seq + 1
+        state.received = seq
+        conn.unmarkedSeq = true
+        conn.start += WireProtocol.lengthPrefixBytes + length
+        return true
+    }
+
+    /// One METRIC body (28 bytes: key id, step, timestamp, value) for the writer.
+    @inline(__always)
+    private func enqueueMetric(_ key: Int32, _ body: UnsafeRawPointer) {
+        let m = Metric(
+            keyID: 0, step: Int64(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: Int64.self)),
+            timestamp: Int64(littleEndian: body.loadUnaligned(fromByteOffset: 12, as: Int64.self)),
+            value: Double(bitPattern: UInt64(littleEndian: body.loadUnaligned(fromByteOffset: 20, as: UInt64.self))))
+        batch.append(.metric(key: key, m))
+        batchBytes += MemoryLayout<WriterItem>.stride
     }
 
     func protocolError(_ conn: Connection, code: ErrorCode, message: String, wire: WireError? = nil) {
@@ -564,7 +668,7 @@ public final class Server: @unchecked Sendable {
     // MARK: acknowledgements and barriers
 
     private func acknowledge(_ session: SessionID, _ seq: UInt64) {
-        guard var s = sessions[session] else { return }
+        guard let s = sessions[session] else { return }
         s.durable = max(s.durable, seq)
         sessions[session] = s
         if let id = s.connection, let conn = connections[id] {

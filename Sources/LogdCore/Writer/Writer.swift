@@ -26,16 +26,6 @@ final class Writer: @unchecked Sendable {
         var quarantined = 0
     }
 
-    struct KeyInfo {
-        var run: Int32
-        /// `context,key,` escaped for CSV.
-        var middle: [UInt8]
-        /// `,rank,source\n` escaped for CSV.
-        var tail: [UInt8]
-        /// The run's running summary of (context, key) this key updates (-1: none).
-        var summary: Int
-    }
-
     let config: LogdConfig
     let log: DaemonLog
     let rootfd: Int32
@@ -51,7 +41,9 @@ final class Writer: @unchecked Sendable {
 
     // Writer-confined.
     private var runs: [Int32: RunFiles] = [:]
-    private var keys: [Int32: KeyInfo] = [:]
+    /// Metric keys by the loop's key index (dense: the loop reuses the indices of ended runs).
+    private var keys: [WriterKey?] = []
+    private var lineFormatter = MetricLineFormatter()
     private var stats = Stats()
     /// TensorBoard tag slot per key index (EventFile.swift); -1: none.
     var eventSlots: [Int32] = []
@@ -374,9 +366,10 @@ final class Writer: @unchecked Sendable {
     private func apply(_ item: WriterItem, _ events: inout [LoopEvent]) {
         switch item {
         case .metric(let keyIndex, let m):
-            guard let key = keys[keyIndex], let run = runs[key.run], run.isOpen else { return }
-            appendMetric(m, key: key, to: run)
-            eventMetric(m, keyIndex: keyIndex, run: run)
+            let k = Int(keyIndex)
+            guard k >= 0, k < keys.count, let key = keys[k], key.run.isOpen else { return }
+            appendMetric(m, key: key)
+            eventMetric(m, keyIndex: keyIndex, run: key.run)
         case .log(let runIndex, let rank, let line):
             guard let run = runs[runIndex], run.isOpen else { return }
             appendLog(line, rank: rank, to: run)
@@ -384,11 +377,18 @@ final class Writer: @unchecked Sendable {
         case .join(let runIndex, let producer):
             join(runIndex, producer, &events)
         case .defineKey(let keyIndex, let runIndex, let key, let rank):
-            keys[keyIndex] = KeyInfo(
-                run: runIndex, middle: CSV.fieldBytes(key.context) + [0x2C] + CSV.fieldBytes(key.key) + [0x2C],
+            let k = Int(keyIndex)
+            guard k >= 0 else { return }
+            if k >= keys.count { keys += repeatElement(nil, count: k + 1 - keys.count) }
+            guard let run = runs[runIndex] else {
+                keys[k] = nil
+                return
+            }
+            keys[k] = WriterKey(
+                run: run, runIndex: runIndex, middle: CSV.fieldBytes(key.context) + [0x2C] + CSV.fieldBytes(key.key) + [0x2C],
                 tail: [0x2C] + Array(String(rank).utf8) + [0x2C] + CSV.fieldBytes(key.source) + [0x0A],
-                summary: runs[runIndex]?.summarySlot(context: key.context, key: key.key, source: key.source) ?? -1)
-            defineEventSlot(keyIndex, run: runs[runIndex], key: key, rank: rank)
+                summary: run.summarySlot(context: key.context, key: key.key, source: key.source))
+            defineEventSlot(keyIndex, run: run, key: key, rank: rank)
         case .params(let runIndex, let value, let bytes):
             guard let run = runs[runIndex] else { return }
             let merged = run.params.mergedParams(value.uniqueKeys())
@@ -647,7 +647,7 @@ final class Writer: @unchecked Sendable {
                 try markFinished(run)
                 runs.removeValue(forKey: run.index)
                 paramsTotal -= run.paramsBound
-                keys = keys.filter { $0.value.run != run.index }
+                for i in keys.indices where keys[i]?.runIndex == run.index { keys[i] = nil }
             }
             log.log(.info, "run \(run.directory) \(status)")
         } catch {
@@ -695,20 +695,15 @@ final class Writer: @unchecked Sendable {
     // MARK: rendering
 
     @inline(__always)
-    private func appendMetric(_ m: Metric, key: KeyInfo, to run: RunFiles) {
+    private func appendMetric(_ m: Metric, key: WriterKey) {
+        let run = key.run
         let file = run.metrics
-        let before = file.buffer.count
-        time.append(m.timestamp, to: &file.buffer)
-        file.buffer.append(0x2C)
-        if m.step != WireProtocol.noStep { appendInt(m.step, to: &file.buffer) }
-        file.buffer.append(0x2C)
-        file.buffer.append(contentsOf: key.middle)
-        appendDouble(m.value, to: &file.buffer)
-        file.buffer.append(contentsOf: key.tail)
+        let line = lineFormatter.line(m, key: key)
+        file.buffer.append(contentsOf: line)
         if key.summary >= 0 { run.summaries[key.summary].add(m.value, step: m.step) }
         run.metricCount += 1
         stats.recordsWritten += 1
-        do { try file.lineAppended(file.buffer.count - before) } catch { writeFailed(run, error) }
+        do { try file.lineAppended(line.count) } catch { writeFailed(run, error) }
     }
 
     private func appendLog(_ line: LogLine, rank: Int32, to run: RunFiles) {
@@ -756,16 +751,6 @@ final class Writer: @unchecked Sendable {
             n /= 10
             i -= 1
         } while n > 0
-    }
-
-    private func appendDouble(_ d: Double, to out: inout [UInt8]) {
-        if d == d.rounded(), abs(d) < 1e15 {
-            appendInt(Int64(d), to: &out)
-            out.append(contentsOf: [0x2E, 0x30])
-            if d == 0, d.sign == .minus { out.insert(0x2D, at: out.count - 3) }
-            return
-        }
-        out.append(contentsOf: d.description.utf8)
     }
 
     // MARK: durability

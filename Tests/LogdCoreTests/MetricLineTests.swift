@@ -1,0 +1,63 @@
+import Testing
+import LogdSystem
+
+@testable import LogdCore
+
+/// The writer's in-place formatting of metrics.csv fields (MetricLine.swift) must write exactly
+/// the bytes the `String`-based formatting wrote before it: readers, the per-key files and
+/// exported copies compare values as text.
+@Suite struct MetricLineTests {
+    static func old(_ d: Double) -> String {
+        if d == d.rounded(), abs(d) < 1e15 { return (d == 0 && d.sign == .minus ? "-" : "") + "\(Int64(d)).0" }
+        return d.description
+    }
+
+    static func formatted(_ body: (UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8>) -> String {
+        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
+        defer { p.deallocate() }
+        let end = body(p)
+        return String(decoding: UnsafeBufferPointer(start: p, count: end - p), as: UTF8.self)
+    }
+
+    @Test("values: the shortest round-trip text of every kind of double, byte-identical to Double.description")
+    func values() {
+        var samples: [Double] = [
+            0, -0.0, 1, -1, 0.5, 0.1, 1e-300, -1e-300, 5e-324, .leastNormalMagnitude, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+            .nan, -.nan, .infinity, -.infinity, 1e15, 1e15 - 1, -1e15 + 1, 1e16, 123_456_789.125, 2.0 / 3.0, Double(Float(0.1)),
+        ]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 { samples.append(Double(bitPattern: rng.next())) }
+        for _ in 0..<5_000 { samples.append(Double(Int64.random(in: -1_000_000_000...1_000_000_000)) / 1000) }
+        for d in samples {
+            let got = MetricLineTests.formatted { MetricLineFormatter.double(d, at: $0) }
+            #expect(got == MetricLineTests.old(d), "bits \(d.bitPattern)")
+        }
+    }
+
+    @Test("steps: every Int64 edge in decimal")
+    func integers() {
+        for v: Int64 in [0, 1, -1, 9, 10, 99, 100, Int64.max, Int64.min, Int64.min + 1, 1_000_000_007, -42] {
+            #expect(MetricLineTests.formatted { MetricLineFormatter.integer(v, at: $0) } == String(v))
+        }
+        for _ in 0..<10_000 {
+            let v = Int64.random(in: .min ... .max)
+            #expect(MetricLineTests.formatted { MetricLineFormatter.integer(v, at: $0) } == String(v))
+        }
+    }
+
+    @Test("times: ISO-8601 with milliseconds as ISOTimeFormatter writes it, across seconds, before 1970 and at the Int64 edges")
+    func times() {
+        var f = MetricLineFormatter()
+        defer { f.release() }
+        var samples: [Int64] = [0, -1, 1, 999_999_999, 1_000_000_000, -1_000_000_000, -1_000_000_001, .max, .min, 1_700_000_000_123_456_789]
+        for _ in 0..<5_000 { samples.append(Int64.random(in: .min ... .max)) }
+        var t: Int64 = 1_700_000_000_000_000_000
+        for _ in 0..<3_000 {  // consecutive times: the cached second
+            t += Int64.random(in: 0...400_000_000)
+            samples.append(t)
+        }
+        for ns in samples {
+            #expect(MetricLineTests.formatted { f.time(ns, at: $0) } == ISOTimeFormatter.string(ns), "\(ns)")
+        }
+    }
+}
