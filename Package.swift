@@ -36,6 +36,13 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
+        // HTTP(S) for the MLflow forwarder: libcurl (apt libcurl4-openssl-dev), the client most
+        // tracking servers are tested against; TLS, proxies and auth come with it.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .target(name: "Wire"),
         .target(name: "LogSDK", dependencies: ["Wire"]),
         // swift-log bridge: `Logger` calls land in the run's main.log. Kept apart so LogSDK stays Wire-only.
@@ -53,6 +60,8 @@ let package = Package(
         // Swift, no I/O; the daemon writes them live, logctl exports runs already on disk.
         .target(name: "TensorBoardEvents", dependencies: ["Wire"]),
         .target(name: "LogdRead", dependencies: ["Wire", "CYAML", "LogdSystem"]),
+        // Forwards durable runs to an MLflow tracking server on a thread of its own (docs/MLFLOW.md).
+        .target(name: "LogdForward", dependencies: ["LogdRead", "LogdSystem", "Wire", "CCurl"]),
         .target(
             name: "LogdCore", dependencies: ["Wire", "CLibUV", "CYAML", "LogdSystem", "TensorBoardEvents"],
             // Profiling (callgrind) showed ~20% of the daemon's instructions in dynamic
@@ -65,7 +74,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "logd",
-            dependencies: ["LogdCore", "LogdSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LogdCore", "LogdSystem", "LogdForward", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "logctl",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what logd needs to build and test on Debian/Ubuntu:
-#   apt: libuv and libyaml (-dev), pkg-config, python3-venv, and for the packaging tests systemd
+#   apt: libuv, libyaml and libcurl (-dev; libcurl for MLflow forwarding), pkg-config, python3-venv, and for the packaging tests systemd
 #        (systemd-socket-activate, systemd-analyze), make and dpkg-deb (dpkg);
 #   .venv/: a virtual environment with the Python tools the tests use (scripts/requirements-test.txt).
 # A stock Debian refuses `pip install` into its system Python (PEP 668), so nothing goes there.
@@ -12,7 +12,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_apt=0
-for pc in libuv yaml-0.1; do
+for pc in libuv yaml-0.1 libcurl; do
   pkg-config --exists "$pc" 2>/dev/null || need_apt=1
 done
 for tool in systemd-socket-activate systemd-analyze make dpkg-deb python3; do
@@ -23,7 +23,7 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt=1
 if [ "$need_apt" -eq 1 ] || [ "${CI:-}" = "true" ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update
-  $SUDO apt-get install -y libuv1-dev libyaml-dev pkg-config systemd make dpkg python3 python3-venv
+  $SUDO apt-get install -y libuv1-dev libyaml-dev libcurl4-openssl-dev pkg-config systemd make dpkg python3 python3-venv
 fi
 
 VENV="${LOGD_VENV:-.venv}"

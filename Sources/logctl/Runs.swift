@@ -33,6 +33,8 @@ struct Runs: ParsableCommand {
         let now = ISOTime.now()
         var rows: [[String]] = []
         var items: [Value] = []
+        // The MLflow run each run was forwarded to (docs/MLFLOW.md); a column only when any was.
+        var mlflowIDs: [String?] = []
         for run in runs {
             let shown = Self.keyMetrics(MetricsReader.summaries(run), named: metrics)
             let duration = run.durationSeconds(now: now)
@@ -47,6 +49,7 @@ struct Runs: ParsableCommand {
                         (key: "end_time", value: run.endTime.map(Value.string) ?? .null),
                         (key: "duration_s", value: duration.map(Value.double) ?? .null),
                         (key: "directory", value: .string(run.relative)),
+                        (key: "mlflow_run_id", value: ForwardState.mlflowRunID(runDirectory: run.path).map(Value.string) ?? .null),
                         (
                             key: "metrics",
                             value: .map(shown.map { (key: $0.name, value: $0.last.map(Value.double) ?? .null) })
@@ -58,6 +61,7 @@ struct Runs: ParsableCommand {
                     duration.map { TextFormat.duration($0) + (run.phase == .running ? "+" : "") } ?? "-", run.runID,
                     shown.map { "\($0.name)=\($0.last.map(TextFormat.compact) ?? "-")" }.joined(separator: " "),
                 ])
+                mlflowIDs.append(ForwardState.mlflowRunID(runDirectory: run.path))
             }
         }
         if json {
@@ -69,6 +73,13 @@ struct Runs: ParsableCommand {
             if let experiment { what += " in experiment \(experiment)" }
             if let status { what += " with status \(status)" }
             FileOutput.stderr("logctl: \(what)\n")
+            return
+        }
+        if mlflowIDs.contains(where: { $0 != nil }) {
+            rows = zip(rows, mlflowIDs).map { row, id in Array(row.dropLast()) + [id ?? "-", row.last ?? ""] }
+            writeOut(
+                TextFormat.table(
+                    ["START", "EXPERIMENT", "NAME", "STATUS", "DURATION", "RUN ID", "MLFLOW RUN", "METRICS"], rows, rightAligned: [4]))
             return
         }
         writeOut(

@@ -22,12 +22,20 @@ struct Status: ParsableCommand {
             FileOutput.stderr("logctl: status failed: \(reply.body["error"].map { "\($0)" } ?? reply.status.name)\n")
             throw ExitCode(LogctlExit.failed)
         }
+        // MLflow forwarding (docs/MLFLOW.md): the forwarder's state file under the data root.
+        var body = reply.body
+        if case .string(let root)? = body["data_root"], let forwarding = ForwardState.status(dataRoot: root),
+            case .map(var entries) = body
+        {
+            entries.append((key: "forwarding", value: forwarding))
+            body = .map(entries)
+        }
         if json {
-            print(reply.body.jsonText(pretty: true))
+            print(body.jsonText(pretty: true))
         } else if openmetrics {
             print(OpenMetrics.render(reply.body), terminator: "")
         } else {
-            print(StatusTable.render(reply.body), terminator: "")
+            print(StatusTable.render(body), terminator: "")
         }
     }
 }
@@ -100,6 +108,23 @@ enum StatusTable {
             out += table(
                 ["RUN ID", "STATUS", "PRODUCERS", "RECORDS", "DIRECTORY"],
                 runs.map { r in [str(r["run_id"]), str(r["status"]), str(r["producers"]), str(r["records"]), str(r["directory"])] })
+        }
+        if let f = s["forwarding"] {
+            out += "\nforwarding to MLflow at \(str(f["tracking_uri"])): \(str(f["state"]))"
+            out += f["last_error"].map { $0 == .null ? "" : " (\(str($0)))" } ?? ""
+            out += "\n"
+            if case .list(let runs)? = f["runs"], !runs.isEmpty {
+                out += table(
+                    ["RUN ID", "STATE", "MLFLOW RUN", "BEHIND", "REFUSED", "LAST ERROR"],
+                    runs.map { r in
+                        var refused = str(r["refused"])
+                        if case .list(let names)? = r["refused_names"], let first = names.first { refused += " (\(str(first)))" }
+                        return [
+                            str(r["run_id"]), str(r["state"]), str(r["mlflow_run_id"]), str(r["behind"]), refused,
+                            r["last_error"] == .null ? "-" : TextFormat.oneLine(str(r["last_error"])),
+                        ]
+                    })
+            }
         }
         return out
     }

@@ -2,6 +2,7 @@
 // in LogdCore (docs/ARCHITECTURE.md).
 import ArgumentParser
 import LogdCore
+import LogdForward
 
 #if canImport(Glibc)
     import Glibc
@@ -51,7 +52,11 @@ struct Logd: ParsableCommand {
 
     func run() throws {
         let cfg: LogdConfig
-        do { cfg = try effectiveConfig() } catch let e as ConfigError {
+        let forward: ForwardSettings?
+        do {
+            cfg = try effectiveConfig()
+            forward = try forwardSettings(configPath: config)
+        } catch let e as ConfigError {
             FileOutput.stderr("logd: \(e.description)\n")
             throw ExitCode(2)
         }
@@ -76,7 +81,9 @@ struct Logd: ParsableCommand {
             FileOutput.stderr("logd: \(error)\n")
             throw ExitCode(1)
         }
+        let forwarder = startForwarding(forward, dataRoot: serverConfig.dataRoot, log: log)
         server.run()
+        forwarder?.stop()
     }
 }
 

@@ -49,6 +49,8 @@ extension LogdConfig {
                 case "false", "no", "off": tensorboard = false
                 default: throw ConfigError(message: "\(at): tensorboard: expected true or false, got '\(e.value)'")
                 }
+            // `forward:` (MLflow forwarding) is a nested section, read by LogdForward; empty here.
+            case "forward": break
             default:
                 throw ConfigError(message: "\(at): unknown key '\(e.key)'")
             }
@@ -79,6 +81,8 @@ struct YAMLScalarMap {
             var depth = 0
             var pendingKey: Entry?
             var seen = Set<String>()
+            // Events inside the nested `forward:` section, skipped (LogdForward reads it).
+            var skipping = 0
             while true {
                 var event = yaml_event_t()
                 guard yaml_parser_parse(&parser, &event) == 1 else {
@@ -89,6 +93,18 @@ struct YAMLScalarMap {
                 defer { yaml_event_delete(&event) }
                 let line = Int(event.start_mark.line) + 1, column = Int(event.start_mark.column) + 1
                 let at = "\(fileName):\(line):\(column)"
+                if skipping > 0 {
+                    if event.type == YAML_MAPPING_START_EVENT || event.type == YAML_SEQUENCE_START_EVENT { skipping += 1 }
+                    if event.type == YAML_MAPPING_END_EVENT || event.type == YAML_SEQUENCE_END_EVENT { skipping -= 1 }
+                    continue
+                }
+                if depth == 1, pendingKey?.key == "forward",
+                    event.type == YAML_MAPPING_START_EVENT || event.type == YAML_SEQUENCE_START_EVENT
+                {
+                    skipping = 1
+                    pendingKey = nil
+                    continue
+                }
                 switch event.type {
                 case YAML_STREAM_END_EVENT:
                     return entries
