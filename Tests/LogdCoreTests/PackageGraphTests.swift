@@ -48,10 +48,21 @@ struct PackageGraphTests {
         }
         let direct = deps.filter { $0.value.contains("CLibUV") }.map(\.key)
         #expect(direct == ["LogdCore"], "\(deps)")
-        for name in ["LogdRead", "LogdSystem", "LogSDK", "Wire", "logctl", "wire-producer"] {
+        for name in ["LogdRead", "LogdSystem", "LogSDK", "Wire", "logctl", "wire-producer", "TensorBoardEvents"] {
             var seen = Set<String>()
             #expect(!reaches(name, "CLibUV", &seen), "\(name) reaches CLibUV")
             #expect(deps[name] != nil, "\(name) is a target")
+        }
+    }
+
+    @Test("TensorBoardEvents is pure Swift on Wire alone: the daemon and logctl share it without I/O or libraries")
+    func tensorBoardEventsDependsOnWireOnly() throws {
+        let manifest = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        #expect(manifest.contains(".target(name: \"TensorBoardEvents\", dependencies: [\"Wire\"])"))
+        for file in ["CRC32C.swift", "Events.swift", "Proto.swift"] {
+            let text = try String(
+                contentsOf: Self.root.appendingPathComponent("Sources/TensorBoardEvents/" + file), encoding: .utf8)
+            #expect(!text.contains("import Glibc") && !text.contains("import Foundation"), "\(file) does I/O")
         }
     }
 

@@ -86,7 +86,7 @@ struct EncoderTests {
         #expect(Proto.varintSize(127) == 1 && Proto.varintSize(128) == 2)
         let tag = String(repeating: "k", count: 300)
         let payload = TensorBoardEvent.scalar(tag: tag, wallTime: 0, step: -5, value: 1)
-        #expect(payload.count == 9 + 11 + 1 + 2 + 1 + 2 + 3 + 300 + 15 + 8 + 16)
+        #expect(payload.count == 9 + 11 + 1 + 2 + 1 + 2 + 3 + 300 + 15 + 8 + 8)
     }
 
     @Test("tags: context/key, source as a sub-tag, rank suffix for ranks other than 0")
@@ -122,5 +122,16 @@ struct EncoderTests {
         let info = TensorBoardEvent.pngInfo(png)
         #expect(info?.width == 256 && info?.height == 32 && info?.colorspace == 4)
         #expect(TensorBoardEvent.pngInfo(Array("not a png at all, really not a png".utf8)) == nil)
+    }
+}
+
+@Suite("TensorBoard event file sizes")
+struct EventFileSizeTests {
+    @Test("a new event file (its file_version record) is 40 bytes: no longer than metrics.csv's header")
+    func firstRecordSize() {
+        let out = EventBuffer()
+        out.appendRecord(TensorBoardEvent.fileVersionEvent(wallTime: 1_795_864_095.123))
+        #expect(out.count == 40)
+        #expect(out.count <= "time,step,context,key,value,rank,source\n".utf8.count)
     }
 }

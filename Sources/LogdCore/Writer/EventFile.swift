@@ -55,6 +55,13 @@ final class EventFile {
         self.rotateBytes = rotateBytes
     }
 
+    /// A run's first event file by its name. A new run's holds only its `file_version` record
+    /// (40 bytes, no longer than the CSV header), so a run killed before its first checkpoint is
+    /// recognised as unused (Writer.removeIfUnused) with it.
+    static func isFirstSegment(_ name: String) -> Bool {
+        name.hasPrefix("events.out.tfevents.") && name.hasSuffix(".logd.000001")
+    }
+
     func segmentName(_ n: Int) -> String {
         let digits = String(n)
         return prefix + String(repeating: "0", count: max(0, 6 - digits.count)) + digits

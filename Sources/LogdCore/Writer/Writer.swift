@@ -204,7 +204,7 @@ final class Writer: @unchecked Sendable {
         guard let runfd else { return true }  // never created
         let names = Writer.entries(runfd)
         let starters: Set<String> = ["main.log", "metrics.csv"]
-        guard names.allSatisfy(starters.contains) else { return false }
+        guard names.allSatisfy({ starters.contains($0) || EventFile.isFirstSegment($0) }) else { return false }
         for name in names {
             var st = stat()
             guard fstatat(runfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_size <= RunFiles.metricsHeader.count else { return false }
