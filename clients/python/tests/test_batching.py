@@ -301,3 +301,14 @@ def test_full_buffer_counts_drops_in_records_and_keeps_the_oldest():
     kept = r.logged - r.dropped - 1
     assert 2 * (256 * 1024 // (9 + 28 * BATCH_MAX)) * BATCH_MAX <= kept <= 2 * 256 * 1024 // 28
     run.finish(timeout=0.2)
+
+
+def test_samples_with_and_without_a_step_mix_in_one_batch():
+    run = logd.Run(experiment="e", name="n", sink="memory")
+    steps = [None if i % 3 else i for i in range(1000)] + [None] * 300 + list(range(300))
+    for s in steps:
+        run.log_metric("x", 1.0, s)
+    run.finish(timeout=10)
+    assert run.errors == 0, run.last_error
+    got = [r["step"] for r in run.records if r["kind"] == "metric"]
+    assert got == [wire.NO_STEP if s is None else s for s in steps]

@@ -51,8 +51,19 @@ entries the per-frame cost is a small share of a record's on both sides."""
 
 _BATCH_HEAD = 9  # u32 length, u8 kind, u32 count
 _NO_STEP = wire.NO_STEP
+_NO_STEPS = [_NO_STEP] * BATCH_MAX
 _ENTRY = struct.Struct("<Iqqd")
 _batch_structs: Dict[int, struct.Struct] = {}
+
+
+def _no_step(items: list, a: int, e: int) -> None:
+    """The steps of ``items[a:e]`` (key_id, step, timestamp, value, ...): None becomes NO_STEP."""
+    steps = items[a + 1:e:4]
+    nones = steps.count(None)
+    if nones == len(steps):
+        items[a + 1:e:4] = _NO_STEPS[:nones]
+    elif nones:
+        items[a + 1:e:4] = [_NO_STEP if s is None else s for s in steps]
 
 
 def _batch_struct(n: int) -> struct.Struct:
@@ -208,11 +219,8 @@ class FrameBuffer:
             del p[:n]
             return  # logged after finish: ignored, as the call's documentation says
         # p[:n] is read in place: the hot path only appends after it, and other drains wait
-        # for the lock. Packing needs an integer step: None (no step) becomes NO_STEP.
+        # for the lock.
         items = p
-        steps = p[1:n:4]
-        if None in steps:
-            p[1:n:4] = [_NO_STEP if s is None else s for s in steps]
         total = n // 4
         i = 0
         while i < total:
@@ -228,11 +236,20 @@ class FrameBuffer:
             if k > total - i:
                 k = total - i
             pos = c.pos
+            a, e = 4 * i, 4 * (i + k)
+            if items[a + 1] is None or items[e - 3] is None:
+                _no_step(items, a, e)  # samples without a step: NO_STEP on the wire
             try:
-                _batch_struct(k).pack_into(c.data, pos, 5 + 28 * k, 0x23, k, *items[4 * i:4 * (i + k)])
+                _batch_struct(k).pack_into(c.data, pos, 5 + 28 * k, 0x23, k, *items[a:e])
                 packed = k
             except Exception:
-                packed = self._pack_checked(c.data, pos, items, i, k)
+                # A step-less sample in the middle; else a bad step: entry by entry.
+                _no_step(items, a, e)
+                try:
+                    _batch_struct(k).pack_into(c.data, pos, 5 + 28 * k, 0x23, k, *items[a:e])
+                    packed = k
+                except Exception:
+                    packed = self._pack_checked(c.data, pos, items, i, k)
             i += k
             if packed == 0:
                 continue
