@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "TensorBoardEventsTests", dependencies: ["TensorBoardEvents", "Wire"]),
         .testTarget(name: "LogSDKTests", dependencies: ["LogSDK", "LogSDKLogging", "Wire"]),
-        .testTarget(name: "LogdCoreTests", dependencies: ["LogdCore", "LogdRead", "LogdSystem", "LogSDK", "Wire"]),
+        .testTarget(name: "LogdCoreTests", dependencies: ["LogdCore", "LogdRead", "LogdSystem", "LogSDK", "Wire", "LogdForward"]),
     ],
     swiftLanguageModes: [.v6]
 )

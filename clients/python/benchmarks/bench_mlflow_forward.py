@@ -101,7 +101,7 @@ def direct_ceiling(port: int, batches: int) -> float:
 
 def call_cost(sock: str, n: int, name: str) -> tuple:
     """Median ns per log_metric over batches of 1,000 calls, and the time of the first call."""
-    r = logd.Run(experiment="bench", name=name, socket=sock, run_id="bench-" + name)
+    r = logd.Run(experiment="bench", name=name, socket=sock, run_id="bench-" + name, config={"round": name})
     first = time.monotonic()
     per = []
     lm = r.log_metric
@@ -132,6 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--metrics", type=int, default=200_000)
     ap.add_argument("--direct-batches", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     binary = os.environ.get("LOGD_BIN") or str(HERE.parents[2] / ".build" / "release" / "logd")
     base = tempfile.mkdtemp(prefix="logd-bench-mlflow-")
@@ -147,20 +148,27 @@ def main() -> None:
 
         ceiling = direct_ceiling(port, args.direct_batches)
         floor = floor_cost(args.metrics)
-        cost_off, _ = call_cost(off[1], args.metrics, "off")
-        cost_on, first = call_cost(on[1], args.metrics, "on")
+        # Off and on take turns (this machine's speed drifts); each "on" run is forwarded while
+        # the next calls are timed.
+        offs, ons, first = [], [], None
+        for i in range(args.rounds):
+            offs.append(call_cost(off[1], args.metrics, "off-%d" % i)[0])
+            cost, t = call_cost(on[1], args.metrics, "on-%d" % i)
+            ons.append(cost)
+            first = first if first is not None else t
+        cost_off, cost_on = statistics.median(offs), statistics.median(ons)
         status = Path(on[2], ".logd", "forward-mlflow.json")
         while True:
             try:
                 runs = json.loads(status.read_text()).get("runs", [])
-                if any(r["run_id"] == "bench-on" and r["state"] == "done" for r in runs):
+                if sum(r["run_id"].startswith("bench-on-") and r["state"] == "done" for r in runs) == args.rounds:
                     break
             except (OSError, ValueError):
                 pass
             time.sleep(0.05)
-        forwarded = args.metrics / (time.monotonic() - first)
+        forwarded = args.rounds * args.metrics / (time.monotonic() - first)
 
-        print("metrics: %d, mlflow %s, python %s" % (args.metrics, subprocess.run(
+        print("metrics: %d x %d rounds, mlflow %s, python %s" % (args.metrics, args.rounds, subprocess.run(
             [sys.executable, "-c", "import mlflow; print(mlflow.__version__)"], capture_output=True, text=True).stdout.strip(),
             sys.version.split()[0]))
         print("server ceiling (direct log-batch of 1000, one connection): %8.0f metrics/s" % ceiling)

@@ -32,7 +32,7 @@ import textwrap
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -41,7 +41,6 @@ from conftest import REPO, logd_binary
 CI = os.environ.get("CI") == "true"
 
 try:
-    import mlflow  # noqa: F401
     from mlflow.tracking import MlflowClient
 except ImportError:  # pragma: no cover - depends on the environment
     if CI:
