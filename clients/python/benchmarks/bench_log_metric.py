@@ -14,6 +14,9 @@ Three measurements, floor and client interleaved round by round so both see the 
 - **CPU per sample, both threads**: process CPU time (``time.process_time_ns``) of a round of
   calls plus the drain that packs them, per call -- what the process pays in all, packing
   included -- beside the same for the floor loop.
+- **packing alone**: the drain that turns pending samples into METRIC_BATCH frames, timed on its
+  own (20,000 samples logged while the buffer lock keeps the sender out, then one drain), per
+  sample, with and without a step; and the calls of that same loop, with no sender around.
 - **per call**: every call timed on its own with ``perf_counter_ns``, for the tail
   (median, p99, p99.9). These include the timer's own cost, printed as ``timer``.
 
@@ -68,6 +71,24 @@ def client_cpu(n, run, start):
         log("loss", 0.5, i)
     settle()
     return time.process_time_ns() - t0
+
+
+def packing(n, run, start, stepped):
+    """(ns per call with the sender kept out, ns per sample to pack them)."""
+    b = run._buf
+    log = run.log_metric
+    with b.lock:
+        t0 = _perf()
+        if stepped:
+            for i in range(start, start + n):
+                log("loss", 0.5, i)
+        else:
+            for i in range(start, start + n):
+                log("loss", 0.5)
+        t1 = _perf()
+        b.drain()
+        t2 = _perf()
+    return (t1 - t0) / n, (t2 - t1) / n
 
 
 def client_batch(n, run, start):
@@ -159,6 +180,7 @@ def main() -> int:
     batch = 1000
     amort_floor, amort_client = [], []
     cpu_floor, cpu_client = [], []
+    pack_floor, pack_calls, pack_stepped, pack_nostep = [], [], [], []
     each_floor, each_client, each_timer = [], [], []
     per_round = []
     step = 1
@@ -169,6 +191,14 @@ def main() -> int:
                 amort_floor.append(floor_batch(batch, buf) / batch)
                 amort_client.append(client_batch(batch, run, step) / batch)
                 step += batch
+            for _ in range(5):
+                pack_floor.append(floor_batch(20000, buf) / 20000)
+                calls, packed = packing(20000, run, step, True)
+                step += 20000
+                pack_calls.append(calls)
+                pack_stepped.append(packed)
+                pack_nostep.append(packing(20000, run, step, False)[1])
+                step += 20000
             cpu_floor.append(floor_cpu(args.calls, buf) / args.calls)
             cpu_client.append(client_cpu(args.calls, run, step) / args.calls)
             step += args.calls
@@ -193,6 +223,10 @@ def main() -> int:
         "calls": step - 1,
         "amortized_ns": {"floor_median": statistics.median(amort_floor),
                          "log_metric_median": statistics.median(amort_client)},
+        "packing_alone_ns": {"floor_median": statistics.median(pack_floor),
+                             "calls_median": statistics.median(pack_calls),
+                             "pack_with_step_median": statistics.median(pack_stepped),
+                             "pack_without_step_median": statistics.median(pack_nostep)},
         "cpu_per_sample_ns": {"floor_median": statistics.median(cpu_floor),
                               "log_metric_median": statistics.median(cpu_client)},
         "per_call_ns": {
@@ -215,6 +249,17 @@ def main() -> int:
     print("  pieces (each alone, median of rounds, loop %.0f ns included): python call %.0f, time.time_ns %.0f, "
           "dict.get %.0f, list.extend %.0f ns (a lock, which the call no longer takes: %.0f ns)" % (
               parts["loop"], parts["python_call"], parts["time_ns"], parts["dict_get"], parts["extend"], parts["lock"]))
+    k = result["packing_alone_ns"]
+    print("packing alone (batches of 20,000, sender kept out; median of rounds):")
+    print("  floor (struct.pack_into)   %7.0f ns" % k["floor_median"])
+    print("  log_metric calls           %7.0f ns   %.2fx floor" % (k["calls_median"], k["calls_median"] / k["floor_median"]))
+    print("  packing, with a step       %7.0f ns   %.2fx floor" % (k["pack_with_step_median"],
+                                                                   k["pack_with_step_median"] / k["floor_median"]))
+    print("  packing, without a step    %7.0f ns   %.2fx floor" % (k["pack_without_step_median"],
+                                                                   k["pack_without_step_median"] / k["floor_median"]))
+    print("  calls + packing            %7.0f ns   %.2fx floor" % (
+        k["calls_median"] + k["pack_with_step_median"],
+        (k["calls_median"] + k["pack_with_step_median"]) / k["floor_median"]))
     c = result["cpu_per_sample_ns"]
     print("CPU per sample, both threads (packing into METRIC_BATCH included; median of rounds):")
     print("  floor (struct.pack_into)   %7.0f ns" % c["floor_median"])
