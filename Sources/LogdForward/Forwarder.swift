@@ -33,6 +33,9 @@ package final class Forwarder: @unchecked Sendable {
     private var experimentIDs: [String: String] = [:]
     private var reports: [String: RunReport] = [:]
     private var lastVerify: [String: Int64] = [:]
+    /// Runs caught up at this checkpoint stamp (still running): skipped until the stamp moves,
+    /// so an idle run costs one stat per pass, not a read of its run.yaml, config and checkpoint.
+    private var idleAt: [String: String] = [:]
     private var logged: Set<String> = []
     private var retryError: String?
     private var lastStatusText = ""
@@ -124,6 +127,7 @@ package final class Forwarder: @unchecked Sendable {
     }
 
     func logOnce(_ key: String, _ level: LogLevel, _ message: String) {
+        if logged.count > 100_000 { logged.removeAll() }  // bounded; a repeat after that is logged again
         if logged.insert(key).inserted { log(level, message) }
     }
 
@@ -132,6 +136,8 @@ package final class Forwarder: @unchecked Sendable {
         var cur = Cursor.load(dir) ?? Cursor(trackingURI: settings.trackingURI)
         if cur.trackingURI != settings.trackingURI { cur = Cursor(trackingURI: settings.trackingURI) }
         if cur.done && cur.doneStamp == stamp { return }
+        if idleAt[dir] == stamp, !cur.mlflowRunID.isEmpty { return }
+        idleAt[dir] = nil
         guard let run = RunDirectory.open(dir), run.loadError == nil, !run.runID.isEmpty, let cp = Checkpoint.read(runDirectory: dir)
         else { return }
         if let only = settings.experiments, !only.contains(run.experiment) { return }
@@ -182,6 +188,7 @@ package final class Forwarder: @unchecked Sendable {
         let caughtUp = try sendMetrics(&cur, cp: cp, dir: dir)
         guard caughtUp else { return }
         report.state = "caught up"
+        if node.phase(run) == nil, Checkpoint.stamp(runDirectory: dir) == stamp { idleAt[dir] = stamp }
 
         // 4. The end.
         guard let phase = node.phase(run), Checkpoint.stamp(runDirectory: dir) == stamp else { return }
