@@ -3,13 +3,17 @@
 
 Instruction counts do not depend on the machine's load, so this is the figure to compare
 across commits. Each side ingests the same byte stream (wire-producer --dump) twice, with N1
-and N2 metrics; the difference divided by N2 - N1 is the cost of one record, free of start-up
-and shutdown. logd runs whole (loop, writer, fsyncs: every thread counted) and must make every
-record durable before it is stopped; the floor (bench/floor.c) decodes the frames and writes
-the byte-identical CSV lines, which this script checks against logd's metrics.csv.
+and N2 metrics; the difference divided by N2 - N1 is the cost of one record, free of start-up,
+run creation and shutdown. logd runs whole (loop, writer, fsyncs, the per-key files and
+snapshots at the run's end: every thread counted) and makes every record durable before it is
+stopped; the floor (bench/floor.c) decodes the frames and writes the byte-identical CSV lines,
+which this script checks against logd's metrics.csv.
+
+Also measured (logd only, the ratio is against the one-key, one-producer figure): one producer
+cycling over --keys keys, and --producers producers (ranks of one run, one connection each).
 
     make bench-instructions                      # release build, then this script
-    python3 bench/instructions.py --bin .build/release --floor /tmp/floor [--json out.json]
+    python3 bench/instructions.py --bin .build/release --floor /tmp/floor [--config 'tensorboard: false']
 """
 
 import argparse
@@ -51,7 +55,48 @@ def run_floor(floor, stream, tmp, tag):
     return callgrind_total(cg), out_csv
 
 
-def run_logd(bindir, stream_args, tmp, tag, config):
+def drive_producers(sock_path, producers, metrics, run_id):
+    """`producers` connections (ranks of one run, DDP-like), each logging `metrics` METRIC
+    frames of one key and RUN_END, then closing; replies are read and dropped as they come.
+    logd's drain at SIGTERM makes everything durable."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients", "python", "src"))
+    from logd import wire  # the Python client's codec
+
+    t0 = 1_700_000_000_000_000_000
+    pending = {}
+    for r in range(producers):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(sock_path)
+        c.setblocking(False)
+        out = bytearray()
+        out += wire.hello(1, os.getpid(), os.urandom(16), 1, "bench", "0")
+        out += wire.run_start(run_id, "bench", "many", [], r, r, producers, "benchhost", ["bench"], "/", "", 2, None, 0)
+        out += wire.metric_key(0, "m0", "training", "")
+        for i in range(metrics):
+            out += wire.metric(0, i, t0 + i * 1_000_000, float(i))
+        out += wire.run_end(1, t0 + metrics * 1_000_000)
+        pending[c] = memoryview(bytes(out))
+    conns = list(pending)
+    while pending:
+        for c in list(pending):
+            try:
+                while c.recv(65536):
+                    pass
+            except BlockingIOError:
+                pass
+            try:
+                n = c.send(pending[c][:65536])
+                pending[c] = pending[c][n:]
+            except BlockingIOError:
+                pass
+            if not pending[c]:
+                del pending[c]
+        time.sleep(0.001)
+    for c in conns:
+        c.close()
+
+
+def run_logd(bindir, produce, tmp, tag, config, producers=0):
     root = os.path.join(tmp, f"root-{tag}")
     sock = os.path.join(tmp, f"logd-{tag}.sock")
     cg = os.path.join(tmp, f"logd-{tag}.cg")
@@ -59,7 +104,7 @@ def run_logd(bindir, stream_args, tmp, tag, config):
     if config:
         cfg = os.path.join(tmp, f"logd-{tag}.yaml")
         with open(cfg, "w") as f:
-            f.write(config)
+            f.write(config + "\n")
         argv += ["--config", cfg]
     proc = subprocess.Popen(valgrind(cg, argv))
     try:
@@ -68,17 +113,25 @@ def run_logd(bindir, stream_args, tmp, tag, config):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("logd did not start")
             time.sleep(0.05)
-        subprocess.run(
-            [os.path.join(bindir, "wire-producer"), "--socket", sock, "--run-id", f"bench-{tag}", "--retry-seconds", "600", *stream_args],
-            check=True,
-        )
+        if producers:
+            drive_producers(sock, producers, produce, f"bench-{tag}")
+        else:
+            subprocess.run(
+                [os.path.join(bindir, "wire-producer"), "--socket", sock, "--run-id", f"bench-{tag}", "--retry-seconds", "600", *produce],
+                check=True,
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=600)
+        proc.wait(timeout=900)
     csvs = glob.glob(os.path.join(root, "*", "*", "metrics.csv"))
     if len(csvs) != 1:
         raise RuntimeError(f"expected one metrics.csv, found {csvs}")
     return callgrind_total(cg), csvs[0]
+
+
+def rows(csv_path):
+    with open(csv_path, "rb") as f:
+        return f.read().count(b"\n") - 1
 
 
 def same_rows(floor_csv, logd_csv):
@@ -95,32 +148,55 @@ def main():
     ap.add_argument("--floor", required=True, help="the compiled bench/floor.c")
     ap.add_argument("--n1", type=int, default=20_000)
     ap.add_argument("--n2", type=int, default=120_000)
-    ap.add_argument("--config", default="", help="YAML text given to logd (e.g. to switch an output off)")
+    ap.add_argument("--keys", type=int, default=10_000, help="also: one producer cycling over this many keys (0: skip)")
+    ap.add_argument("--producers", type=int, default=1_000, help="also: this many producers of one run (0: skip)")
+    ap.add_argument("--config", default="", help="YAML text given to logd (e.g. 'tensorboard: false')")
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
     results = {}
+    span = args.n2 - args.n1
     with tempfile.TemporaryDirectory(prefix="logd-instr-") as tmp:
         for label, extra in (("METRIC frames", []), ("METRIC_BATCH of 100", ["--batch", "100"])):
             totals = {}
             for n in (args.n1, args.n2):
                 stream = os.path.join(tmp, f"stream-{n}.bin")
                 produce = ["--metrics", str(n), *extra]
-                subprocess.run(
-                    [os.path.join(args.bin, "wire-producer"), "--run-id", "dump", "--dump", stream, *produce], check=True
-                )
+                subprocess.run([os.path.join(args.bin, "wire-producer"), "--run-id", "dump", "--dump", stream, *produce], check=True)
                 tag = f"{n}-{len(extra)}"
                 floor_total, floor_csv = run_floor(args.floor, stream, tmp, tag)
                 logd_total, logd_csv = run_logd(args.bin, produce, tmp, tag, args.config)
                 if not same_rows(floor_csv, logd_csv):
                     raise SystemExit(f"floor and logd wrote different rows for {n} metrics ({label})")
                 totals[n] = (floor_total, logd_total)
-            span = args.n2 - args.n1
             floor_per = (totals[args.n2][0] - totals[args.n1][0]) / span
             logd_per = (totals[args.n2][1] - totals[args.n1][1]) / span
             results[label] = {"logd": round(logd_per), "floor": round(floor_per), "ratio": round(logd_per / floor_per, 2)}
-    print(f"{'workload':<22} {'logd instr/record':>18} {'C floor':>8} {'ratio':>6}")
+        base = results["METRIC frames"]["logd"]
+        if args.keys:
+            totals = []
+            for n in (args.n1, args.n2):
+                total, path = run_logd(args.bin, ["--metrics", str(n), "--keys", str(args.keys)], tmp, f"keys-{n}", args.config)
+                if rows(path) != n:
+                    raise SystemExit(f"{rows(path)} rows for {n} metrics over {args.keys} keys")
+                totals.append(total)
+            per = (totals[1] - totals[0]) / span
+            results[f"{args.keys:,} keys"] = {"logd": round(per), "vs 1 key, 1 producer": round(per / base, 2)}
+        if args.producers:
+            per_producer = (max(1, args.n1 // args.producers), max(2, args.n2 // args.producers))
+            totals = []
+            for m in per_producer:
+                total, path = run_logd(args.bin, m, tmp, f"producers-{m}", args.config, producers=args.producers)
+                if rows(path) != m * args.producers:
+                    raise SystemExit(f"{rows(path)} rows, {m * args.producers} sent by {args.producers} producers")
+                totals.append(total)
+            per = (totals[1] - totals[0]) / (args.producers * (per_producer[1] - per_producer[0]))
+            results[f"{args.producers:,} producers of one run"] = {"logd": round(per), "vs 1 key, 1 producer": round(per / base, 2)}
+    print(f"{'workload (METRIC records)':<28} {'logd instr/record':>18} {'C floor':>8} {'ratio':>8}")
     for label, r in results.items():
-        print(f"{label:<22} {r['logd']:>18,} {r['floor']:>8,} {r['ratio']:>5.2f}x")
+        if "floor" in r:
+            print(f"{label:<28} {r['logd']:>18,} {r['floor']:>8,} {r['ratio']:>7.2f}x")
+        else:
+            print(f"{label:<28} {r['logd']:>18,} {'':>8} {r['vs 1 key, 1 producer']:>7.2f}x  (vs 1 key, 1 producer)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

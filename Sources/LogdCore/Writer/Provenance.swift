@@ -38,7 +38,7 @@ enum Provenance {
     static func document(for run: RunFiles, user: String) -> [UInt8] {
         var b = Builder(run: run, user: user, absoluteDirectory: absoluteDirectory(of: run))
         b.build()
-        return Array(b.document().jsonText(pretty: true).utf8)
+        return b.document().jsonBytes(pretty: true)
     }
 
     /// The run directory's absolute path, read from the open directory descriptor (so it is

@@ -67,6 +67,10 @@ final class RunFiles {
     /// Snapshot files to rewrite; the summary is stale when metricCount moved past it.
     var stale: Snapshots = .all
     var summaryWrittenAt: UInt64 = .max
+    /// summary.yaml's text of each summary as last rendered, and its count then: a rewrite
+    /// renders only the keys that changed (RunOutputs.swift, `summaryYAML`).
+    var summaryFragments: [[UInt8]] = []
+    var summaryFragmentCounts: [UInt64] = []
     /// User names by uid (prov.json's agent), looked up once.
     var userNames: [UInt32: String] = [:]
 
@@ -81,7 +85,7 @@ final class RunFiles {
     /// Something was written since the last durability point.
     var needsDurability = true
 
-    private init(index: Int32, runID: String, directory: String, dirfd: Int32, identity: RunStart, config: LogdConfig) {
+    init(index: Int32, runID: String, directory: String, dirfd: Int32, identity: RunStart, config: LogdConfig) {
         self.index = index
         self.runID = runID
         self.directory = directory
