@@ -134,6 +134,9 @@ class Node:
             cfg = os.path.join(self.dir, "logd.yaml")
             Path(cfg).write_text(textwrap.dedent("""\
                 ack_interval_ms: 20
+                # Node A's run says `running` until all 4 ranks end, and only 2 are here: after
+                # its restart it would be marked crashed at the grace's end, mid-test.
+                resume_grace_s: 600
                 forward:
                   mlflow:
                     tracking_uri: %s
@@ -175,7 +178,10 @@ class Node:
             return ""
 
     def run_dir(self) -> str:
-        dirs = glob.glob(os.path.join(self.root, EXPERIMENT, "*"))
+        return self.run_dir_of(EXPERIMENT)
+
+    def run_dir_of(self, experiment: str) -> str:
+        dirs = glob.glob(os.path.join(self.root, experiment, "*"))
         assert len(dirs) == 1, dirs
         return dirs[0]
 
@@ -293,13 +299,24 @@ def workdir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def test_two_nodes_forward_one_run_exactly_once_through_kill_and_outage(workdir: str) -> None:
-    server = MlflowServer(workdir)
+@pytest.fixture(scope="module")
+def server():
+    """One mlflow server for the module (it takes ~25 s to start here); tests may restart it."""
+    base = tempfile.mkdtemp(prefix="logd-mlflow-server-")
+    s = MlflowServer(base)
+    s.start()
+    yield s
+    s.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_two_nodes_forward_one_run_exactly_once_through_kill_and_outage(workdir: str, server: MlflowServer) -> None:
     a = Node(workdir, "node-a", server.uri, via_config=True)
     b = Node(workdir, "node-b", server.uri, via_config=False)
     producers: List[subprocess.Popen] = []
     try:
-        server.start()
+        if server.proc is None:
+            server.start()
         # Node A dies right after the server acknowledged its third batch of metrics, before
         # its cursor records it: the restart sends that batch again.
         a.start(fault="forward-batch-acked:3")
@@ -405,4 +422,82 @@ def test_two_nodes_forward_one_run_exactly_once_through_kill_and_outage(workdir:
                 p.wait(5)
         a.stop()
         b.stop()
-        server.stop()
+
+
+def test_a_node_that_created_a_losing_run_sends_everything_again_to_the_winner_and_deletes_its_own(
+        workdir: str, server: MlflowServer) -> None:
+    """Two nodes created MLflow runs for one run id at the same moment: the one that started first
+    wins. Here the other node's run appears (earlier start) after this node has sent its rows to
+    its own; at the run's end this node switches, sends every row again, and deletes its run."""
+    if server.proc is None:
+        server.start()
+    experiment, run_id = "mlflow-race", "race-job-1"
+    node = Node(workdir, "node", server.uri, via_config=False)
+    node.start()
+    script = textwrap.dedent("""\
+        import sys, threading
+        sys.path.insert(0, %r)
+        import logd
+        r = logd.Run(experiment=%r, name="race", run_id=%r, config={"lr": 0.1})
+        for step in range(2000):
+            r.log_metric("loss", 1.0 / (step + 1), step=step)
+        r.flush()
+        print("logged", flush=True)
+        sys.stdin.readline()  # the test says when to end
+        r.finish()
+    """) % (str(REPO / "clients" / "python" / "src"), experiment, run_id)
+    producer = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, LOGD_SOCKET=node.socket),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert producer.stdout is not None and producer.stdout.readline().strip() == "logged"
+
+        def state() -> dict:
+            return next((r for r in node.forward_status().get("runs", []) if r.get("run_id") == run_id), {})
+
+        wait_for("every row sent to the node's own run", lambda: state().get("state") == "caught up"
+                 and state().get("behind") == 0, 60, [node])
+        own = state()["mlflow_run_id"]
+        client = MlflowClient(server.uri)
+        exp = client.get_experiment_by_name(experiment)
+        # "Another node's" run: same tag, an earlier start.
+        other = client.create_run(exp.experiment_id, start_time=1000, tags={"logd.run_id": run_id}).info.run_id
+        assert producer.stdin is not None
+        producer.stdin.write("end\n")
+        producer.stdin.flush()
+        assert producer.wait(60) == 0
+        wait_for("the node to finish on the other run", lambda: state().get("state") == "done"
+                 and state().get("mlflow_run_id") == other, 60, [node])
+
+        assert client.get_run(own).info.lifecycle_stage == "deleted"
+        runs = client.search_runs([exp.experiment_id], "tags.`logd.run_id` = '%s'" % run_id)
+        assert [r.info.run_id for r in runs] == [other]
+        rows = csv_rows(node.run_dir_of(experiment))
+        history = client.get_metric_history(other, "loss")
+        assert sorted((m.step, m.timestamp, m.value) for m in history) == sorted(
+            (int(r["step"]), ms(r["time"]), float(r["value"])) for r in rows)
+        assert len(history) == 2000
+        assert client.get_run(other).data.params == {"lr": "0.1"}
+        assert client.get_run(other).info.status == "FINISHED"
+        assert "deleted duplicate MLflow run %s" % own in node.stderr()
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.wait(5)
+        node.stop()
+
+
+def test_a_bad_forward_setting_stops_logd_at_start_naming_it(workdir: str) -> None:
+    """A typo in the forward: section, or a tracking URI logd cannot post to, is a config error
+    (exit 2) instead of a daemon that silently forwards nothing."""
+    cfg = os.path.join(workdir, "logd.yaml")
+    Path(cfg).write_text("forward:\n  mlflow:\n    tracking_url: http://127.0.0.1:1\n")
+    base = [BINARY, "--socket", os.path.join(workdir, "s.sock"), "--data-root", os.path.join(workdir, "runs")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    r = subprocess.run(base + ["--config", cfg], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "forward.mlflow.tracking_url: unknown key" in r.stderr, r.stderr
+    r = subprocess.run(base, env=dict(env, MLFLOW_TRACKING_URI="databricks"), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "http:// or https://" in r.stderr, r.stderr
+    # A valid section passes the daemon's own config checks beside its flat keys.
+    Path(cfg).write_text("log_level: warning\nforward:\n  mlflow:\n    tracking_uri: http://127.0.0.1:1\n")
+    r = subprocess.run(base + ["--config", cfg, "--print-config"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "log_level: \"warning\"" in r.stdout, r.stderr
