@@ -6,6 +6,7 @@
 #   make test                 every test (scripts/test.sh)
 #   make fuzz                 libFuzzer run of the wire decoder (CONTRIBUTING.md)
 #   make fuzz-daemon          structure-aware fuzzer of the running daemon (adversarial/README.md)
+#   make bench-instructions   instructions per record under callgrind beside a C floor (docs/PERFORMANCE.md)
 #   make man                  regenerate packaging/man/ from --help
 #
 # `make install` does not rebuild binaries that exist (so `make && sudo make install` works
@@ -38,7 +39,7 @@ INSTALL ?= install
 UNIT_SED = sed -e 's|/usr/bin/logd|$(BINDIR)/logd|g' -e 's|/etc/logd/|$(SYSCONFDIR)/logd/|g' \
 	-e 's|/usr/share/doc/logd/|$(DOCDIR)/|g'
 
-.PHONY: all build install install-files uninstall deb test fuzz fuzz-daemon man bench
+.PHONY: all build install install-files uninstall deb test fuzz fuzz-daemon man bench bench-instructions
 
 all: build
 
@@ -115,3 +116,14 @@ bench:
 	swift build -c release --product logd
 	swift build -c release --product logd-bench
 	.build/release/logd-bench --json bench.json
+
+# Instructions per METRIC record (callgrind; independent of the machine's load) beside the C
+# floor bench/floor.c, and at 10,000 keys and 1,000 producers (docs/PERFORMANCE.md). Needs
+# valgrind and a C compiler. BENCH_CONFIG='tensorboard: false' measures without event files.
+BENCH_CONFIG ?=
+bench-instructions:
+	swift build -c release --product logd
+	swift build -c release --product wire-producer
+	$(CC) -O2 -Wall -o .build/release/bench-floor bench/floor.c
+	python3 bench/instructions.py --bin .build/release --floor .build/release/bench-floor \
+		--config "$(BENCH_CONFIG)" --json bench-instructions.json

@@ -38,3 +38,31 @@ extension DaemonTests {
         #expect(text.contains("end to end, 2 producers"))
     }
 }
+
+extension DaemonTests {
+    /// `make bench-instructions` keeps working: a tiny callgrind run of the debug daemon and the
+    /// C floor prints every figure, and the floor's rows are byte-identical to logd's metrics.csv
+    /// (the script exits non-zero otherwise). valgrind and cc come from scripts/install-deps.sh.
+    @Test("bench/instructions.py: logd and the C floor write the same rows; every figure is printed")
+    func instructionsBenchmarkQuickRun() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("logd-instr-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let repo = DaemonTests.repositoryRoot
+        let floor = tmp + "/floor"
+        let cc = try DaemonTests.run(["cc", "-O2", "-o", floor, repo.appendingPathComponent("bench/floor.c").path])
+        #expect(cc.status == 0, "\(cc.output)")
+        let json = tmp + "/out.json"
+        let (status, output) = try DaemonTests.run([
+            "python3", repo.appendingPathComponent("bench/instructions.py").path, "--bin", DaemonHarness.buildDirectory.path,
+            "--floor", floor, "--n1", "100", "--n2", "300", "--keys", "50", "--producers", "4", "--json", json,
+        ])
+        #expect(status == 0, "\(output)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: [String: Any]])
+        for label in ["METRIC frames", "METRIC_BATCH of 100"] {
+            #expect((doc[label]?["floor"] as? Int).map { $0 > 0 } == true, "\(label): \(output)")
+            #expect((doc[label]?["logd"] as? Int).map { $0 > 0 } == true, "\(label): \(output)")
+        }
+        #expect(doc["50 keys"] != nil && doc["4 producers of one run"] != nil, "\(output)")
+    }
+}
