@@ -20,6 +20,8 @@ import Wire
 ///    node's end, and the run's status once every rank's node has ended.
 package final class Forwarder: @unchecked Sendable {
     package enum LogLevel { case info, warning, error }
+    /// The status file under the data root (`logctl status` reads it).
+    package static let statusPath = ForwardState.statusPath
 
     let settings: ForwardSettings
     let dataRoot: String
