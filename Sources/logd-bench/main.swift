@@ -85,6 +85,9 @@ var quick = false
 var jsonPath: String?
 var metricsPerProducer = 200_000
 var producerCounts = [1, 8, 64]
+/// `--logd-config FILE`: the daemon under test runs with this configuration (e.g. to compare
+/// writer_queue_ms or tensorboard settings in one session).
+var daemonConfig: String?
 do {
     var args = Array(CommandLine.arguments.dropFirst())
     while !args.isEmpty {
@@ -94,8 +97,9 @@ do {
         case "--json": jsonPath = args.isEmpty ? nil : args.removeFirst()
         case "--metrics": metricsPerProducer = Int(args.removeFirst()) ?? metricsPerProducer
         case "--producers": producerCounts = args.removeFirst().split(separator: ",").compactMap { Int($0) }
+        case "--logd-config": daemonConfig = args.isEmpty ? nil : args.removeFirst()
         default:
-            print("usage: logd-bench [--quick] [--json FILE] [--metrics N] [--producers 1,8,64]")
+            print("usage: logd-bench [--quick] [--json FILE] [--metrics N] [--producers 1,8,64] [--logd-config FILE]")
             exit(2)
         }
     }
@@ -117,7 +121,8 @@ final class Daemon {
         dir = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
         socket = dir + "/logd.sock"
         process.executableURL = binDir.appendingPathComponent("logd")
-        process.arguments = ["--socket", socket, "--data-root", dir + "/data", "--log-level", "warning"] + extraArgs
+        process.arguments =
+            ["--socket", socket, "--data-root", dir + "/data", "--log-level", "warning"] + (daemonConfig.map { ["--config", $0] } ?? []) + extraArgs
         try process.run()
         for _ in 0..<500 {
             if (try? ControlClient(path: socket)) != nil { return }
