@@ -61,3 +61,31 @@ import LogdSystem
         }
     }
 }
+
+extension DaemonTests {
+    /// A METRIC_BATCH is one numbered frame but many records: status counts each metric, for the
+    /// run, the connection and the totals, on the fast path (whole batches) and the general path
+    /// (a batch split across reads is decoded by the general decoder).
+    @Test("status counts every metric of a METRIC_BATCH as a record (run, totals); rows written once each")
+    func batchRecordsCounted() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        try h.start()
+        let p = try h.producer(["--run-id", "batched", "--experiment", "b", "--metrics", "1000", "--batch", "100", "--end", "none"])
+        #expect(waitAll([p]))
+        try h.flush()
+        let status = try h.status()
+        guard case .list(let runs)? = status["runs"], let run = runs.first(where: { $0["run_id"] == .string("batched") }) else {
+            Issue.record("no run in status: \(status.jsonText())")
+            return
+        }
+        #expect(run["records"] == .int(1000), "\(run.jsonText())")
+        if case .int(let total)? = status["totals"]?["records"] { #expect(total >= 1001, "\(status.jsonText())") }
+        let dirs = h.runDirectories()
+        #expect(dirs.count == 1)
+        if let dir = dirs.first {
+            #expect(h.read(dir + "/metrics.csv").split(separator: "\n").count == 1001)
+        }
+        #expect(h.stop() == 0)
+    }
+}

@@ -210,8 +210,10 @@ extension Server {
                 }
                 enqueue(.metric(key: key, m))
             }
+            // The frame counted as one record above; a batch counts each of its metrics.
             totalRecords += UInt64(max(0, ms.count - 1))
             conn.records += UInt64(max(0, ms.count - 1))
+            run.records += UInt64(max(0, ms.count - 1))
         case .log(let line):
             enqueue(.log(run: runIndex, rank: conn.rank, line))
         case .params(let value):

@@ -516,7 +516,7 @@ public final class Server: @unchecked Sendable {
                     enqueueMetric(key, entry)
                 }
             }
-            run.records += 1
+            run.records += UInt64(max(1, count))
             conn.records += UInt64(max(1, count))
             totalRecords += UInt64(max(1, count))
         } else {
