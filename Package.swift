@@ -58,7 +58,10 @@ let package = Package(
         .target(name: "LogdSystem"),
         // TensorBoard event files (TFRecord framing, CRC-32C, hand-encoded Event protobufs): pure
         // Swift, no I/O; the daemon writes them live, logctl exports runs already on disk.
-        .target(name: "TensorBoardEvents", dependencies: ["Wire"]),
+        .target(
+            name: "TensorBoardEvents", dependencies: ["Wire"],
+            // The writer's per-metric path (EventBuffer's stores): no dynamic exclusivity checks in release, as LogdCore.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .target(name: "LogdRead", dependencies: ["Wire", "CYAML", "LogdSystem"]),
         // Forwards durable runs to an MLflow tracking server on a thread of its own (docs/MLFLOW.md).
         .target(name: "LogdForward", dependencies: ["LogdRead", "LogdSystem", "Wire", "CCurl"]),

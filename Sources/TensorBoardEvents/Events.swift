@@ -53,35 +53,12 @@ public enum TensorBoardEvent {
         return v.bytes
     }
 
-    /// Appends one scalar event record (framed) to `out`: the daemon's per-metric path.
-    @inline(__always)
-    public static func appendScalar(
-        _ out: EventBuffer, prefix: UnsafeBufferPointer<UInt8>, wallTime: Double, step: Int64, value: Double
-    ) {
-        let valueLen = prefix.count + 8
-        let summaryLen = 1 + Proto.varintSize(UInt64(valueLen)) + valueLen
-        let stepBits = UInt64(bitPattern: step)
-        let payload = 9 + 1 + Proto.varintSize(stepBits) + 1 + Proto.varintSize(UInt64(summaryLen)) + summaryLen
-        let start = out.beginRecord(payload: payload)
-        out.put(0x09)
-        out.putFixed64(wallTime.bitPattern)
-        out.put(0x10)
-        out.putVarint(stepBits)
-        out.put(0x2A)
-        out.putVarint(UInt64(summaryLen))
-        out.put(0x0A)
-        out.putVarint(UInt64(valueLen))
-        out.put(prefix.baseAddress!, prefix.count)
-        out.putFixed64(value.bitPattern)
-        out.endRecord(start)
-    }
-
-    /// A whole scalar event's payload (tests, export).
+    /// A whole scalar event's payload (tests, tools).
     public static func scalar(tag: String, wallTime: Double, step: Int64, value: Double, withMetadata: Bool = true) -> [UInt8] {
+        let t = ScalarTag(tag: tag)
+        defer { t.deallocate() }
         let out = EventBuffer(capacity: 256)
-        scalarPrefix(tag: tag, withMetadata: withMetadata).withUnsafeBufferPointer {
-            appendScalar(out, prefix: $0, wallTime: wallTime, step: step, value: value)
-        }
+        t.append(to: out, withMetadata: withMetadata, wallTime: wallTime, step: step, value: value)
         let b = out.bytes
         return Array(b[12..<(b.count - 4)])
     }
@@ -277,5 +254,78 @@ public enum TensorBoardFileName {
         }
         if h.isEmpty { h = "localhost" }
         return "events.out.tfevents.\(startSeconds).\(h).logd."
+    }
+}
+
+/// One scalar tag's events, encoded from a head built once per tag: the daemon's per-metric path.
+///
+/// The Event's fields are written summary first (protobuf allows any order): `summary{value{tag,
+/// [metadata], tensor{DT_DOUBLE, shape [], double_val}}}` is the same bytes for every value of the
+/// tag up to the double, so its bytes and their CRC-32C are computed once; a record copies the head
+/// and checksums only the ~20 bytes that change (value, `wall_time`, `step`).
+/// A plain value (raw pointers, no reference counting); `deallocate` frees it.
+public struct ScalarTag {
+    let plain: UnsafeMutablePointer<UInt8>
+    let plainCount: Int
+    let plainCRC: UInt32
+    let first: UnsafeMutablePointer<UInt8>
+    let firstCount: Int
+    let firstCRC: UInt32
+    /// The owner's note of where this tag's metadata was last written (EventFile: the segment).
+    public var metadataMark = 0
+
+    public init(tag: String) {
+        func head(_ withMetadata: Bool) -> (UnsafeMutablePointer<UInt8>, Int, UInt32) {
+            let value = TensorBoardEvent.scalarPrefix(tag: tag, withMetadata: withMetadata)
+            let valueLen = value.count + 8
+            var summary = Proto()
+            summary.key(1, 2)
+            summary.varint(UInt64(valueLen))
+            var h = Proto()
+            h.key(5, 2)
+            h.varint(UInt64(summary.bytes.count + valueLen))
+            h.bytes += summary.bytes + value
+            let p = UnsafeMutablePointer<UInt8>.allocate(capacity: h.bytes.count)
+            p.initialize(from: h.bytes, count: h.bytes.count)
+            return (p, h.bytes.count, CRC32C.checksum(h.bytes))
+        }
+        (plain, plainCount, plainCRC) = head(false)
+        (first, firstCount, firstCRC) = head(true)
+    }
+
+    public func deallocate() {
+        plain.deallocate()
+        first.deallocate()
+    }
+
+    /// Appends one framed scalar event to `out`.
+    @inline(__always)
+    public func append(to out: EventBuffer, withMetadata: Bool, wallTime: Double, step: Int64, value: Double) {
+        let head = withMetadata ? first : plain
+        let headCount = withMetadata ? firstCount : plainCount
+        let stepBits = UInt64(bitPattern: step)
+        let payload = headCount + 8 + 9 + 1 + Proto.varintSize(stepBits)
+        out.reserve(payload + 16)
+        let record = UnsafeMutableRawPointer(out.base + out.count)
+        record.storeBytes(of: UInt64(payload).littleEndian, as: UInt64.self)
+        record.storeBytes(of: CRC32C.masked(CRC32C.checksum(littleEndian: UInt64(payload))).littleEndian, toByteOffset: 8, as: UInt32.self)
+        (out.base + out.count + 12).update(from: head, count: headCount)
+        let tail = record + 12 + headCount
+        tail.storeBytes(of: value.bitPattern.littleEndian, as: UInt64.self)
+        tail.storeBytes(of: 0x09, toByteOffset: 8, as: UInt8.self)  // wall_time (1), fixed64
+        tail.storeBytes(of: wallTime.bitPattern.littleEndian, toByteOffset: 9, as: UInt64.self)
+        tail.storeBytes(of: 0x10, toByteOffset: 17, as: UInt8.self)  // step (2), varint
+        var q = tail + 18
+        var x = stepBits
+        while x >= 0x80 {
+            q.storeBytes(of: UInt8(truncatingIfNeeded: x) | 0x80, as: UInt8.self)
+            q += 1
+            x >>= 7
+        }
+        q.storeBytes(of: UInt8(x), as: UInt8.self)
+        q += 1
+        let crc = CRC32C.checksum(tail, count: q - tail, crc: withMetadata ? firstCRC : plainCRC)
+        q.storeBytes(of: CRC32C.masked(crc).littleEndian, as: UInt32.self)
+        out.advance(payload + 16)
     }
 }

@@ -107,6 +107,10 @@ public final class EventBuffer {
 
     public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
 
+    /// Counts `n` bytes the caller stored at `base + count` (after `reserve`).
+    @inline(__always)
+    public func advance(_ n: Int) { count += n }
+
     // Unchecked stores: the caller reserved the room.
 
     @inline(__always)

@@ -185,7 +185,8 @@ struct TensorBoardExporter {
         var bar = ProgressBar(label: run.relative, total: total, enabled: progress)
         var done = 0
         var row: Int64 = 0
-        var tags: [[UInt8]: (plain: [UInt8], first: [UInt8], seen: Bool)] = [:]
+        var tags: [[UInt8]: ScalarTag] = [:]
+        defer { for t in tags.values { t.deallocate() } }
         for path in segments {
             guard let bytes = FS.read(path) else { throw ExportError(description: "cannot read \(path)") }
             var columns: [String: Int] = [:]
@@ -215,19 +216,13 @@ struct TensorBoardExporter {
                     let tag = TensorBoardTags.scalar(
                         context: String(decoding: fields[c], as: UTF8.self), key: String(decoding: fields[k], as: UTF8.self),
                         source: String(decoding: source, as: UTF8.self), rank: Int64(String(decoding: rank, as: UTF8.self)) ?? 0)
-                    tags[id] = (
-                        TensorBoardEvent.scalarPrefix(tag: tag, withMetadata: false),
-                        TensorBoardEvent.scalarPrefix(tag: tag, withMetadata: true), false
-                    )
+                    tags[id] = ScalarTag(tag: tag)
                 }
                 let step = fields[s].isEmpty ? row : Int64(String(decoding: fields[s], as: UTF8.self)) ?? row
                 let wall = Double(ISOTime.parse(String(decoding: fields[t], as: UTF8.self)) ?? 0) / 1e9
-                let first = !tags[id]!.seen
-                if first { tags[id]!.seen = true }
-                let prefix = first ? tags[id]!.first : tags[id]!.plain
-                prefix.withUnsafeBufferPointer {
-                    TensorBoardEvent.appendScalar(sink.buffer, prefix: $0, wallTime: wall, step: step, value: value)
-                }
+                let first = tags[id]!.metadataMark == 0
+                if first { tags[id]!.metadataMark = 1 }
+                tags[id]!.append(to: sink.buffer, withMetadata: first, wallTime: wall, step: step, value: value)
                 if sink.buffer.count >= 1 << 20 { try? sink.flush() }
                 row += 1
                 consumed += fields.reduce(fields.count) { $0 + $1.count }

@@ -58,14 +58,15 @@ struct EncoderTests {
 
     @Test("a scalar event: the framed record's payload is the Event protobuf, length and CRCs check")
     func scalarEvent() {
-        // Verified with tensorboard's event_pb2: Event(wall_time=1.25, step=300, summary{value{tag
+        // Verified with tensorboard's event_pb2 (fields summary first, then wall_time and step: any
+        // order is valid protobuf): Event(wall_time=1.25, step=300, summary{value{tag
         // "training/loss", metadata{plugin_data{plugin_name "scalars"}, data_class SCALAR}, tensor
         // {dtype DT_DOUBLE, tensor_shape {}, double_val [0.1]}}}).
         let payload = TensorBoardEvent.scalar(tag: "training/loss", wallTime: 1.25, step: 300, value: 0.1)
         #expect(
             hex(payload)
-                == "09000000000000f43f10ac022a300a2e0a0d747261696e696e672f6c6f73734a0d0a090a077363616c61727320014"
-                + "20e0802120032089a9999999999b93f")
+                == "2a300a2e0a0d747261696e696e672f6c6f73734a0d0a090a077363616c6172732001420e0802120032089a9999999999b93f"
+                + "09000000000000f43f10ac02")
         let out = EventBuffer(capacity: 8)  // grows
         for _ in 0..<100 { out.appendRecord(payload) }
         let b = out.bytes
@@ -75,6 +76,21 @@ struct EncoderTests {
         func le32(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[i + $1]) << (8 * UInt32($1)) } }
         #expect(le32(8) == CRC32C.masked(CRC32C.checksum(Array(b[0..<8]))))
         #expect(le32(12 + payload.count) == CRC32C.masked(CRC32C.checksum(payload)))
+    }
+
+    @Test("ScalarTag's framed record: CRCs continued from the head's equal a whole-record CRC, metadata or not")
+    func scalarTagFraming() {
+        let t = ScalarTag(tag: "validation/accuracy/rank3")
+        defer { t.deallocate() }
+        for (meta, step) in [(true, Int64(0)), (false, 1), (false, 1 << 40), (true, -7)] {
+            let out = EventBuffer(capacity: 16)
+            t.append(to: out, withMetadata: meta, wallTime: 1_795_864_095.25, step: step, value: -0.0)
+            let b = out.bytes
+            let payload = Array(b[12..<(b.count - 4)])
+            let whole = EventBuffer(capacity: 16)
+            whole.appendRecord(payload)
+            #expect(whole.bytes == b, "metadata \(meta), step \(step)")
+        }
     }
 
     @Test("negative steps and long tags: varints of ten bytes and of two")

@@ -35,17 +35,20 @@ final class EventFile {
     /// A failed write could not be cut back: the file may hold a partial record past `size`.
     private(set) var broken = false
 
-    /// One per scalar tag: its encoded `Summary.Value` prefix (with and without metadata), and
-    /// the segment its metadata was last written in.
-    struct Slot {
-        var plain: [UInt8]
-        var first: [UInt8]
-        var metadataSegment: Int
-    }
-    private(set) var slots: [Slot] = []
+    /// One per scalar tag: its encoded head (ScalarTag; `metadataMark`: the segment its metadata
+    /// was last written in), in raw memory so the per-record path does no reference counting.
+    private var slots = UnsafeMutablePointer<ScalarTag>.allocate(capacity: 16)
+    private var slotCount = 0
+    private var slotCapacity = 16
     private var slotByTag: [String: Int32] = [:]
 
     static let checkpointKey = "tfevents"
+
+    deinit {
+        for i in 0..<slotCount { slots[i].deallocate() }
+        slots.deinitialize(count: slotCount)
+        slots.deallocate()
+    }
 
     init(dirfd: Int32, identity: RunStart, rotateBytes: Int) {
         self.dirfd = dirfd
@@ -71,13 +74,17 @@ final class EventFile {
     func slot(context: String, key: String, source: String, rank: Int32) -> Int32 {
         let tag = TensorBoardTags.scalar(context: context, key: key, source: source, rank: Int64(rank))
         if let s = slotByTag[tag] { return s }
-        let s = Int32(slots.count)
-        slots.append(
-            Slot(
-                plain: TensorBoardEvent.scalarPrefix(tag: tag, withMetadata: false),
-                first: TensorBoardEvent.scalarPrefix(tag: tag, withMetadata: true), metadataSegment: 0))
-        slotByTag[tag] = s
-        return s
+        if slotCount == slotCapacity {
+            let bigger = UnsafeMutablePointer<ScalarTag>.allocate(capacity: slotCapacity * 2)
+            bigger.moveInitialize(from: slots, count: slotCount)
+            slots.deallocate()
+            slots = bigger
+            slotCapacity *= 2
+        }
+        (slots + slotCount).initialize(to: ScalarTag(tag: tag))
+        slotCount += 1
+        slotByTag[tag] = Int32(slotCount - 1)
+        return Int32(slotCount - 1)
     }
 
     // MARK: records
@@ -89,17 +96,10 @@ final class EventFile {
         let before = buffer.count
         let step = m.step != WireProtocol.noStep ? m.step : Int64(truncatingIfNeeded: row)
         let wall = Double(m.timestamp) / 1e9
-        let i = Int(slot)
-        if slots[i].metadataSegment == segment {
-            slots[i].plain.withUnsafeBufferPointer {
-                TensorBoardEvent.appendScalar(buffer, prefix: $0, wallTime: wall, step: step, value: m.value)
-            }
-        } else {
-            slots[i].metadataSegment = segment
-            slots[i].first.withUnsafeBufferPointer {
-                TensorBoardEvent.appendScalar(buffer, prefix: $0, wallTime: wall, step: step, value: m.value)
-            }
-        }
+        let tag = slots + Int(slot)
+        let first = tag.pointee.metadataMark != segment
+        if first { tag.pointee.metadataMark = segment }
+        tag.pointee.append(to: buffer, withMetadata: first, wallTime: wall, step: step, value: m.value)
         appended(buffer.count - before)
     }
 
