@@ -100,6 +100,16 @@ struct MetricLineFormatter {
         return p + 5
     }
 
+    /// "00" "01" … "99": two digits per division.
+    private static let digitPairs: [UInt8] = {
+        var pairs: [UInt8] = []
+        for v in 0..<100 {
+            pairs.append(UInt8(0x30 + v / 10))
+            pairs.append(UInt8(0x30 + v % 10))
+        }
+        return pairs
+    }()
+
     /// Decimal digits of `v`.
     @inline(__always)
     static func integer(_ v: Int64, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
@@ -110,17 +120,27 @@ struct MetricLineFormatter {
         }
         var n = v.magnitude
         var digits = 1
-        var t = n
-        while t >= 10 {
-            t /= 10
+        var limit: UInt64 = 10
+        while digits < 20, n >= limit {
             digits += 1
+            limit = limit &* 10
         }
-        var i = digits - 1
-        repeat {
-            p[i] = UInt8(truncatingIfNeeded: 0x30 &+ n % 10)
-            n /= 10
-            i -= 1
-        } while n > 0
+        var i = digits
+        digitPairs.withUnsafeBufferPointer { pairs in
+            while n >= 100 {
+                let r = Int(n % 100)
+                n /= 100
+                i -= 2
+                p[i] = pairs[2 * r]
+                p[i + 1] = pairs[2 * r + 1]
+            }
+            if n >= 10 {
+                p[i - 2] = pairs[2 * Int(n)]
+                p[i - 1] = pairs[2 * Int(n) + 1]
+            } else {
+                p[i - 1] = UInt8(truncatingIfNeeded: 0x30 &+ n)
+            }
+        }
         return p + digits
     }
 
@@ -131,7 +151,7 @@ struct MetricLineFormatter {
     @inline(__always)
     static func double(_ d: Double, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         var p = p
-        if d == d.rounded(), abs(d) < 1e15 {
+        if abs(d) < 1e15, Double(Int64(d)) == d {  // integral (NaN fails the first test)
             if d == 0, d.sign == .minus {
                 p.pointee = 0x2D
                 p += 1

@@ -317,7 +317,14 @@ final class Writer: @unchecked Sendable {
             var events: [LoopEvent] = []
             var requeued = false
             batchLoop: for (b, items) in batch.enumerated() {
-                for (i, item) in items.enumerated() {
+                for i in items.indices {
+                    // Metrics, the bulk, matched in place: their payload is plain data, so no
+                    // copy of the enum (callgrind: value-witness copies ~150 instructions each).
+                    if case .metric(let keyIndex, let m) = items[i] {
+                        metric(keyIndex, m)
+                        continue
+                    }
+                    let item = items[i]
                     if case .shutdown = item { stopping = true; continue }
                     apply(item, &events)
                     if joinDeferred, !stopping {
@@ -363,13 +370,18 @@ final class Writer: @unchecked Sendable {
         post([.stopped])
     }
 
+    @inline(__always)
+    private func metric(_ keyIndex: Int32, _ m: Metric) {
+        let k = Int(keyIndex)
+        guard k >= 0, k < keys.count, let key = keys[k], key.run.isOpen else { return }
+        appendMetric(m, key: key)
+        eventMetric(m, keyIndex: keyIndex, run: key.run)
+    }
+
     private func apply(_ item: WriterItem, _ events: inout [LoopEvent]) {
         switch item {
         case .metric(let keyIndex, let m):
-            let k = Int(keyIndex)
-            guard k >= 0, k < keys.count, let key = keys[k], key.run.isOpen else { return }
-            appendMetric(m, key: key)
-            eventMetric(m, keyIndex: keyIndex, run: key.run)
+            metric(keyIndex, m)
         case .log(let runIndex, let rank, let line):
             guard let run = runs[runIndex], run.isOpen else { return }
             appendLog(line, rank: rank, to: run)
