@@ -26,8 +26,8 @@ struct ExportTensorBoard: ParsableCommand {
             with the run's status, and what a SummaryWriter stored under artifacts/ (images/<tag>/<step>.png as \
             images, histograms/<tag>/<step>.json as histograms, text/<tag>/<step>.md as text). Without --out the \
             file goes into the run directory, so `tensorboard --logdir <data root>` shows the run; a run that \
-            already has event files (logd wrote them live, or an earlier export) is left alone and reported \
-            (exit 1) unless --force replaces an earlier export. With --out DIR: DIR/<experiment>/<run>/. The file \
+            already has event files (logd wrote them live, or an earlier export) is skipped and said so (exit 0; \
+            --force replaces an earlier export, never logd's files). With --out DIR: DIR/<experiment>/<run>/. The file \
             is written under a temporary name and renamed, so TensorBoard never reads half of it. A progress bar \
             on stderr while a run exports when stderr is a terminal; one line per run either way.
             """)
@@ -49,6 +49,7 @@ struct ExportTensorBoard: ParsableCommand {
         let progress = isatty(2) == 1
         var failed = 0
         var exported = 0
+        var skipped = 0
         for run in runs {
             let dir = out.map { FS.absolute($0) + "/" + run.relative } ?? run.path
             do {
@@ -56,18 +57,25 @@ struct ExportTensorBoard: ParsableCommand {
                 writeOut(written.path + "\n")
                 FileOutput.stderr("logctl: \(run.relative): \(written.summary)\n")
                 exported += 1
+            } catch let error as ExportError where error.skipped {
+                FileOutput.stderr("logctl: \(run.relative): \(error); skipped\n")
+                skipped += 1
             } catch {
                 FileOutput.stderr("logctl: \(run.relative): \(error)\n")
                 failed += 1
             }
         }
-        FileOutput.stderr("logctl: exported \(exported) run\(exported == 1 ? "" : "s")\(failed > 0 ? ", \(failed) failed" : "")\n")
+        FileOutput.stderr(
+            "logctl: exported \(exported) run\(exported == 1 ? "" : "s")" + (skipped > 0 ? ", \(skipped) skipped" : "")
+                + (failed > 0 ? ", \(failed) failed" : "") + "\n")
         if failed > 0 { throw ExitCode(LogctlExit.failed) }
     }
 }
 
 struct ExportError: Error, CustomStringConvertible {
     var description: String
+    /// Nothing to do (the run already has event files): reported, not a failure.
+    var skipped = false
 }
 
 /// One run's export: metrics.csv, main.log, config.yaml and the SummaryWriter's artifacts to one
@@ -103,11 +111,11 @@ struct TensorBoardExporter {
         if !others.isEmpty {
             throw ExportError(
                 description:
-                    "already has TensorBoard event files (\(others.prefix(3).joined(separator: ", "))): nothing written; "
-                    + "use --out DIR to export elsewhere")
+                    "already has TensorBoard event files (\(others.prefix(3).joined(separator: ", "))): nothing written "
+                    + "(--out DIR exports elsewhere)", skipped: true)
         }
         if existing.contains(name), !force {
-            throw ExportError(description: "already exported (\(name)): nothing written; --force replaces it")
+            throw ExportError(description: "already exported (\(name)): nothing written (--force replaces it)", skipped: true)
         }
         let temp = directory + "/.logd-export.tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)

@@ -29,7 +29,7 @@ final class EventFile {
     private(set) var segment = 1
     /// Bytes in the live segment, including what is buffered.
     private(set) var size = 0
-    let buffer = EventBuffer(capacity: 256 << 10)
+    let buffer = EventBuffer(capacity: 64 << 10)  // grows to about 256 KiB, where it drains
     private(set) var fd: Int32 = -1
     private(set) var dirty = false
     /// A failed write could not be cut back: the file may hold a partial record past `size`.

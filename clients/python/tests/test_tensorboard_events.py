@@ -364,14 +364,19 @@ def test_logctl_export_writes_the_same_events_for_a_run_on_disk(tmpdir_short):
     assert hp["optimizer.type"] == "AdamW" and end.status == 1
     assert "1 run" in p.stderr
 
-    # Into the run directory itself (no --out); a second export refuses to write twice.
+    # Into the run directory itself (no --out); a second export skips it (exit 0), writing nothing twice.
     p = subprocess.run([logctl, "export", "tensorboard", os.path.relpath(rd, d.root), "--data-root", d.root],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert len(event_files(rd)) == 1
     p = subprocess.run([logctl, "export", "tensorboard", os.path.relpath(rd, d.root), "--data-root", d.root],
                        capture_output=True, text=True, timeout=60)
-    assert p.returncode != 0 and "already" in p.stderr
+    assert p.returncode == 0 and "already exported" in p.stderr and "0 runs, 1 skipped" in p.stderr, p.stderr
+    assert len(event_files(rd)) == 1
+    # --force replaces the earlier export; a run with logd's live files is never touched.
+    p = subprocess.run([logctl, "export", "tensorboard", os.path.relpath(rd, d.root), "--data-root", d.root, "--force"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "exported 1 run" in p.stderr, p.stderr
     assert len(event_files(rd)) == 1
 
 
