@@ -299,6 +299,40 @@ extension DaemonTests {
         #expect(h.stop() == 0)
     }
 
+    @Test("multi-node: a logd that sees 2 of 4 ranks ends the run rank_wait_s after they end (it stays running while the wait lasts)")
+    func partialWorldEndsAfterRankWait() throws {
+        for wait in [3600, 1] {
+            let h = try DaemonHarness()
+            defer { h.shutdown() }
+            let config = h.root + "/logd.yaml"
+            try "rank_wait_s: \(wait)\n".write(toFile: config, atomically: true, encoding: .utf8)
+            try h.start(["--config", config])
+            let ranks = try (0..<2).map { r in
+                try h.producer(["--run-id", "mn", "--experiment", "mn", "--metrics", "50", "--rank", "\(r)", "--world-size", "4"])
+            }
+            #expect(waitAll(ranks))
+            try h.flush()
+            let dir = h.runDirectories().first ?? ""
+            // The run's own status line (producers' statuses are indented below `producers:`).
+            func runStatus() -> String { h.read(dir + "/run.yaml").split(separator: "\n").first { $0.hasPrefix("status: ") }.map(String.init) ?? "" }
+            if wait == 3600 {
+                #expect(runStatus() == "status: running", "the other 2 ranks may still come")
+            } else {
+                // The tick ends it about a second later; poll (bounded) rather than sleep once.
+                var status = ""
+                for _ in 0..<300 {
+                    try h.flush()
+                    status = runStatus()
+                    if status == "status: finished" { break }
+                    usleep(100_000)
+                }
+                #expect(status == "status: finished")
+                #expect(metricRows(h.read(dir + "/metrics.csv")).count == 100)
+            }
+            #expect(h.stop() == 0)
+        }
+    }
+
     @Test("run directories are 0750 and files 0640; a socket directory that others may write is refused, one logd did not create is not chmod-ed")
     func permissions() throws {
         let h = try DaemonHarness()

@@ -26,6 +26,7 @@ extension LogdConfig {
             case "ack_interval_ms": ackIntervalMs = try int()
             case "snapshot_interval_ms": snapshotIntervalMs = try int()
             case "resume_grace_s": resumeGraceSeconds = try int()
+            case "rank_wait_s": rankWaitSeconds = try int()
             case "max_connections": maxConnections = try int()
             case "max_partial_frame_bytes": maxPartialFrameBytes = try int()
             case "max_keys_per_run": maxKeysPerRun = try int()

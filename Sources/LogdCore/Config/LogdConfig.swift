@@ -30,6 +30,10 @@ public struct LogdConfig: Sendable, Equatable {
     /// After a restart, how long a run found unfinished waits for its producers to reconnect
     /// before it is marked `crashed`, seconds.
     public var resumeGraceSeconds: Int
+    /// When every producer of a run has ended but fewer than its `world_size` have joined (the
+    /// other ranks run on other nodes, or have not started), how long the run waits for more
+    /// ranks before it ends, seconds. A rank that comes later reopens the same directory.
+    public var rankWaitSeconds: Int
     /// Most simultaneous client connections; more are refused (counted in status).
     public var maxConnections: Int
     /// All connections' partially received frames together, bytes: a connection whose next
@@ -70,6 +74,7 @@ public struct LogdConfig: Sendable, Equatable {
         ackIntervalMs = 50
         snapshotIntervalMs = 1000
         resumeGraceSeconds = 60
+        rankWaitSeconds = 30
         maxConnections = 4096
         maxPartialFrameBytes = 32 << 20
         maxKeysPerRun = 20_000
@@ -103,6 +108,7 @@ public struct LogdConfig: Sendable, Equatable {
         try require(ackIntervalMs >= 1 && ackIntervalMs <= 60_000, "ack_interval_ms", "must be 1 … 60000")
         try require(snapshotIntervalMs >= 10, "snapshot_interval_ms", "must be at least 10")
         try require(resumeGraceSeconds >= 0, "resume_grace_s", "must be 0 or more")
+        try require(rankWaitSeconds >= 0 && rankWaitSeconds <= 86_400, "rank_wait_s", "must be 0 … 86400")
         try require(maxConnections >= 1 && maxConnections <= 1 << 20, "max_connections", "must be 1 … 1048576")
         try require(maxPartialFrameBytes >= maxFrameBytes, "max_partial_frame_bytes", "must be at least max_frame_bytes")
         try require(maxKeysPerRun >= 1, "max_keys_per_run", "must be at least 1")
@@ -160,6 +166,7 @@ public struct LogdConfig: Sendable, Equatable {
             ack_interval_ms: \(ackIntervalMs)
             snapshot_interval_ms: \(snapshotIntervalMs)
             resume_grace_s: \(resumeGraceSeconds)
+            rank_wait_s: \(rankWaitSeconds)
             max_connections: \(maxConnections)
             max_partial_frame_bytes: \(maxPartialFrameBytes)
             max_keys_per_run: \(maxKeysPerRun)

@@ -258,6 +258,7 @@ extension Server {
             conn.forgetKeys()
         }
         run.sessions.insert(session)
+        run.rankWaitDeadline = nil  // a rank joined: wait for every producer again
         run.worldSize = max(run.worldSize, Int(start.worldSize))
         sessions[session]?.run = run.index
         sessions[session]?.end = nil
@@ -306,14 +307,24 @@ extension Server {
         for s in run.sessions {
             guard let state = sessions[s] else { continue }
             if state.connection != nil && state.end != .vanished {
-                guard let end = state.end else { return }  // still logging
+                guard let end = state.end else {  // still logging
+                    run.rankWaitDeadline = nil
+                    return
+                }
                 ends.append(end)
             } else {
                 if state.end == nil, run.graceDeadline != nil { return }  // may still come back after a restart
                 ends.append(state.end ?? .vanished)
             }
         }
-        if ends.count < run.worldSize, !ends.contains(.vanished) { return }  // other ranks have not joined yet
+        if ends.count < run.worldSize, !ends.contains(.vanished) {
+            // Other ranks have not joined this logd: they may start late, or log to another
+            // node's logd (multi-node jobs), so wait rank_wait_s for them, then end.
+            let now = Posix.monotonicNanos()
+            if run.rankWaitDeadline == nil { run.rankWaitDeadline = now + Int64(config.rankWaitSeconds) * 1_000_000_000 }
+            if let deadline = run.rankWaitDeadline, now < deadline { return }
+        }
+        run.rankWaitDeadline = nil
         let status: RunPhase
         if ends.contains(.vanished) {
             status = .crashed

@@ -57,6 +57,9 @@ public final class Server: @unchecked Sendable {
         var status = RunPhase.running
         /// Set for runs recovered at start-up: when they count as crashed if nobody returns.
         var graceDeadline: Int64?
+        /// Every joined producer has ended but fewer than `worldSize` joined: the run ends at
+        /// this time unless another rank joins (rank_wait_s).
+        var rankWaitDeadline: Int64?
         /// The uid whose producer created the run (the kernel's word): only it (or root) may
         /// join, log into or end the run.
         var owner: UInt32 = 0
@@ -741,6 +744,7 @@ public final class Server: @unchecked Sendable {
             }
         }
         for run in runs.values {
+            if let deadline = run.rankWaitDeadline, now >= deadline { endRunIfDone(run) }
             guard let deadline = run.graceDeadline, now >= deadline else { continue }
             run.graceDeadline = nil
             if !run.sessions.contains(where: { sessions[$0]?.connection != nil }) {
