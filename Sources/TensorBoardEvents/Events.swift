@@ -4,8 +4,10 @@ import Wire
 /// tensorboard/compat/proto/{event,summary,tensor,tensor_shape,types}.proto and
 /// tensorboard/plugins/hparams/plugin_data.proto.
 ///
-/// Scalars are DT_DOUBLE tensor summaries of the `scalars` plugin (data class SCALAR), not the
-/// legacy float32 `simple_value`: TensorBoard's readers give back the exact double logd stored.
+/// Scalars are `simple_value` (float32): the one form both of TensorBoard's loaders read. Its
+/// default Rust data server holds every scalar as float32 and drops a DT_DOUBLE tensor summary as
+/// data loss (tensorboard/data/server/data_compat.rs), so a double would show nowhere; the exact
+/// double stays in metrics.csv.
 public enum TensorBoardEvent {
     public static let fileVersion = "brain.Event:2"
 
@@ -41,24 +43,12 @@ public enum TensorBoardEvent {
 
     // MARK: scalars
 
-    /// What a scalar tag's `Summary.Value` holds before its 8 value bytes: the tag, the scalars
-    /// plugin's metadata when `withMetadata` (TensorBoard keeps the first it sees per tag; logd
-    /// writes it with each tag's first value in every file), and the DT_DOUBLE tensor's header.
-    public static func scalarPrefix(tag: String, withMetadata: Bool) -> [UInt8] {
-        var v = Proto()
-        v.string(1, tag)
-        if withMetadata { v.message(9, metadata(plugin: "scalars", dataClass: 1)) }
-        // tensor (8): TensorProto{dtype DT_DOUBLE (2), tensor_shape {} (scalar), double_val packed [v]}
-        v.bytes += [0x42, 0x0E, 0x08, 0x02, 0x12, 0x00, 0x32, 0x08]
-        return v.bytes
-    }
-
     /// A whole scalar event's payload (tests, tools).
-    public static func scalar(tag: String, wallTime: Double, step: Int64, value: Double, withMetadata: Bool = true) -> [UInt8] {
+    public static func scalar(tag: String, wallTime: Double, step: Int64, value: Double) -> [UInt8] {
         let t = ScalarTag(tag: tag)
         defer { t.deallocate() }
         let out = EventBuffer(capacity: 256)
-        t.append(to: out, withMetadata: withMetadata, wallTime: wallTime, step: step, value: value)
+        t.append(to: out, wallTime: wallTime, step: step, value: value)
         let b = out.bytes
         return Array(b[12..<(b.count - 4)])
     }
@@ -260,62 +250,52 @@ public enum TensorBoardFileName {
 /// One scalar tag's events, encoded from a head built once per tag: the daemon's per-metric path.
 ///
 /// The Event's fields are written summary first (protobuf allows any order): `summary{value{tag,
-/// [metadata], tensor{DT_DOUBLE, shape [], double_val}}}` is the same bytes for every value of the
-/// tag up to the double, so its bytes and their CRC-32C are computed once; a record copies the head
-/// and checksums only the ~20 bytes that change (value, `wall_time`, `step`).
-/// A plain value (raw pointers, no reference counting); `deallocate` frees it.
+/// simple_value}}` is the same bytes for every value of the tag up to the float, so its bytes and
+/// their CRC-32C are computed once; a record copies the head and checksums only the ~24 bytes that
+/// change (value, `wall_time`, `step`). TensorBoard gives a `simple_value` the scalars plugin's
+/// metadata itself, so none is written. A plain value (raw pointers, no reference counting);
+/// `deallocate` frees it.
 public struct ScalarTag {
-    let plain: UnsafeMutablePointer<UInt8>
-    let plainCount: Int
-    let plainCRC: UInt32
-    let first: UnsafeMutablePointer<UInt8>
-    let firstCount: Int
-    let firstCRC: UInt32
-    /// The owner's note of where this tag's metadata was last written (EventFile: the segment).
-    public var metadataMark = 0
+    let head: UnsafeMutablePointer<UInt8>
+    let headCount: Int
+    let headCRC: UInt32
 
     public init(tag: String) {
-        func head(_ withMetadata: Bool) -> (UnsafeMutablePointer<UInt8>, Int, UInt32) {
-            let value = TensorBoardEvent.scalarPrefix(tag: tag, withMetadata: withMetadata)
-            let valueLen = value.count + 8
-            var summary = Proto()
-            summary.key(1, 2)
-            summary.varint(UInt64(valueLen))
-            var h = Proto()
-            h.key(5, 2)
-            h.varint(UInt64(summary.bytes.count + valueLen))
-            h.bytes += summary.bytes + value
-            let p = UnsafeMutablePointer<UInt8>.allocate(capacity: h.bytes.count)
-            p.initialize(from: h.bytes, count: h.bytes.count)
-            return (p, h.bytes.count, CRC32C.checksum(h.bytes))
-        }
-        (plain, plainCount, plainCRC) = head(false)
-        (first, firstCount, firstCRC) = head(true)
+        var value = Proto()
+        value.string(1, tag)
+        value.key(2, 5)  // simple_value: fixed32, the float follows the head
+        let valueLen = value.bytes.count + 4
+        var summary = Proto()
+        summary.key(1, 2)
+        summary.varint(UInt64(valueLen))
+        var h = Proto()
+        h.key(5, 2)
+        h.varint(UInt64(summary.bytes.count + valueLen))
+        h.bytes += summary.bytes + value.bytes
+        head = .allocate(capacity: h.bytes.count)
+        head.initialize(from: h.bytes, count: h.bytes.count)
+        headCount = h.bytes.count
+        headCRC = CRC32C.checksum(h.bytes)
     }
 
-    public func deallocate() {
-        plain.deallocate()
-        first.deallocate()
-    }
+    public func deallocate() { head.deallocate() }
 
-    /// Appends one framed scalar event to `out`.
+    /// Appends one framed scalar event to `out`; the value is stored as float32 (round to nearest).
     @inline(__always)
-    public func append(to out: EventBuffer, withMetadata: Bool, wallTime: Double, step: Int64, value: Double) {
-        let head = withMetadata ? first : plain
-        let headCount = withMetadata ? firstCount : plainCount
+    public func append(to out: EventBuffer, wallTime: Double, step: Int64, value: Double) {
         let stepBits = UInt64(bitPattern: step)
-        let payload = headCount + 8 + 9 + 1 + Proto.varintSize(stepBits)
+        let payload = headCount + 4 + 9 + 1 + Proto.varintSize(stepBits)
         out.reserve(payload + 16)
         let record = UnsafeMutableRawPointer(out.base + out.count)
         record.storeBytes(of: UInt64(payload).littleEndian, as: UInt64.self)
         record.storeBytes(of: CRC32C.masked(CRC32C.checksum(littleEndian: UInt64(payload))).littleEndian, toByteOffset: 8, as: UInt32.self)
         (out.base + out.count + 12).update(from: head, count: headCount)
         let tail = record + 12 + headCount
-        tail.storeBytes(of: value.bitPattern.littleEndian, as: UInt64.self)
-        tail.storeBytes(of: 0x09, toByteOffset: 8, as: UInt8.self)  // wall_time (1), fixed64
-        tail.storeBytes(of: wallTime.bitPattern.littleEndian, toByteOffset: 9, as: UInt64.self)
-        tail.storeBytes(of: 0x10, toByteOffset: 17, as: UInt8.self)  // step (2), varint
-        var q = tail + 18
+        tail.storeBytes(of: Float(value).bitPattern.littleEndian, as: UInt32.self)
+        tail.storeBytes(of: 0x09, toByteOffset: 4, as: UInt8.self)  // wall_time (1), fixed64
+        tail.storeBytes(of: wallTime.bitPattern.littleEndian, toByteOffset: 5, as: UInt64.self)
+        tail.storeBytes(of: 0x10, toByteOffset: 13, as: UInt8.self)  // step (2), varint
+        var q = tail + 14
         var x = stepBits
         while x >= 0x80 {
             q.storeBytes(of: UInt8(truncatingIfNeeded: x) | 0x80, as: UInt8.self)
@@ -324,7 +304,7 @@ public struct ScalarTag {
         }
         q.storeBytes(of: UInt8(x), as: UInt8.self)
         q += 1
-        let crc = CRC32C.checksum(tail, count: q - tail, crc: withMetadata ? firstCRC : plainCRC)
+        let crc = CRC32C.checksum(tail, count: q - tail, crc: headCRC)
         q.storeBytes(of: CRC32C.masked(crc).littleEndian, as: UInt32.self)
         out.advance(payload + 16)
     }

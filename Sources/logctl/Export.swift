@@ -22,7 +22,7 @@ struct ExportTensorBoard: ParsableCommand {
             For a run, or every run of an experiment, writes one file events.out.tfevents.<start>.<host>.logd-export \
             with the same events logd writes live (docs/ON_DISK_FORMAT.md, "TensorBoard event files"): every \
             metrics.csv row as a scalar (tag context/key[/source][/rank<R>], its step, or its row number when it has \
-            none; the exact value; its time), every main.log line as text (tag logs/main.log), config.yaml as hparams \
+            none; the value as float32, as TensorBoard holds scalars; its time), every main.log line as text (tag logs/main.log), config.yaml as hparams \
             with the run's status, and what a SummaryWriter stored under artifacts/ (images/<tag>/<step>.png as \
             images, histograms/<tag>/<step>.json as histograms, text/<tag>/<step>.md as text). Without --out the \
             file goes into the run directory, so `tensorboard --logdir <data root>` shows the run; a run that \
@@ -228,9 +228,7 @@ struct TensorBoardExporter {
                 }
                 let step = fields[s].isEmpty ? row : Int64(String(decoding: fields[s], as: UTF8.self)) ?? row
                 let wall = Double(ISOTime.parse(String(decoding: fields[t], as: UTF8.self)) ?? 0) / 1e9
-                let first = tags[id]!.metadataMark == 0
-                if first { tags[id]!.metadataMark = 1 }
-                tags[id]!.append(to: sink.buffer, withMetadata: first, wallTime: wall, step: step, value: value)
+                tags[id]!.append(to: sink.buffer, wallTime: wall, step: step, value: value)
                 if sink.buffer.count >= 1 << 20 { try? sink.flush() }
                 row += 1
                 consumed += fields.reduce(fields.count) { $0 + $1.count }

@@ -60,13 +60,9 @@ struct EncoderTests {
     func scalarEvent() {
         // Verified with tensorboard's event_pb2 (fields summary first, then wall_time and step: any
         // order is valid protobuf): Event(wall_time=1.25, step=300, summary{value{tag
-        // "training/loss", metadata{plugin_data{plugin_name "scalars"}, data_class SCALAR}, tensor
-        // {dtype DT_DOUBLE, tensor_shape {}, double_val [0.1]}}}).
+        // "training/loss", simple_value 0.1 (float32)}}).
         let payload = TensorBoardEvent.scalar(tag: "training/loss", wallTime: 1.25, step: 300, value: 0.1)
-        #expect(
-            hex(payload)
-                == "2a300a2e0a0d747261696e696e672f6c6f73734a0d0a090a077363616c6172732001420e0802120032089a9999999999b93f"
-                + "09000000000000f43f10ac02")
+        #expect(hex(payload) == "2a160a140a0d747261696e696e672f6c6f737315cdcccc3d09000000000000f43f10ac02")
         let out = EventBuffer(capacity: 8)  // grows
         for _ in 0..<100 { out.appendRecord(payload) }
         let b = out.bytes
@@ -78,18 +74,18 @@ struct EncoderTests {
         #expect(le32(12 + payload.count) == CRC32C.masked(CRC32C.checksum(payload)))
     }
 
-    @Test("ScalarTag's framed record: CRCs continued from the head's equal a whole-record CRC, metadata or not")
+    @Test("ScalarTag's framed record: the CRC continued from the head's equals a whole-record CRC")
     func scalarTagFraming() {
         let t = ScalarTag(tag: "validation/accuracy/rank3")
         defer { t.deallocate() }
-        for (meta, step) in [(true, Int64(0)), (false, 1), (false, 1 << 40), (true, -7)] {
+        for step in [Int64(0), 1, 1 << 40, -7] {
             let out = EventBuffer(capacity: 16)
-            t.append(to: out, withMetadata: meta, wallTime: 1_795_864_095.25, step: step, value: -0.0)
+            t.append(to: out, wallTime: 1_795_864_095.25, step: step, value: -0.0)
             let b = out.bytes
             let payload = Array(b[12..<(b.count - 4)])
             let whole = EventBuffer(capacity: 16)
             whole.appendRecord(payload)
-            #expect(whole.bytes == b, "metadata \(meta), step \(step)")
+            #expect(whole.bytes == b, "step \(step)")
         }
     }
 
@@ -102,7 +98,8 @@ struct EncoderTests {
         #expect(Proto.varintSize(127) == 1 && Proto.varintSize(128) == 2)
         let tag = String(repeating: "k", count: 300)
         let payload = TensorBoardEvent.scalar(tag: tag, wallTime: 0, step: -5, value: 1)
-        #expect(payload.count == 9 + 11 + 1 + 2 + 1 + 2 + 3 + 300 + 15 + 8 + 8)
+        // summary key + 2-byte length, value key + 2-byte length, tag, simple_value, wall_time, step
+        #expect(payload.count == 1 + 2 + 1 + 2 + (1 + 2 + 300) + 5 + 9 + 11)
     }
 
     @Test("tags: context/key, source as a sub-tag, rank suffix for ranks other than 0")

@@ -35,8 +35,8 @@ final class EventFile {
     /// A failed write could not be cut back: the file may hold a partial record past `size`.
     private(set) var broken = false
 
-    /// One per scalar tag: its encoded head (ScalarTag; `metadataMark`: the segment its metadata
-    /// was last written in), in raw memory so the per-record path does no reference counting.
+    /// One per scalar tag: its encoded head (ScalarTag), in raw memory so the per-record path does
+    /// no reference counting.
     private var slots = UnsafeMutablePointer<ScalarTag>.allocate(capacity: 16)
     private var slotCount = 0
     private var slotCapacity = 16
@@ -96,10 +96,7 @@ final class EventFile {
         let before = buffer.count
         let step = m.step != WireProtocol.noStep ? m.step : Int64(truncatingIfNeeded: row)
         let wall = Double(m.timestamp) / 1e9
-        let tag = slots + Int(slot)
-        let first = tag.pointee.metadataMark != segment
-        if first { tag.pointee.metadataMark = segment }
-        tag.pointee.append(to: buffer, withMetadata: first, wallTime: wall, step: step, value: m.value)
+        slots[Int(slot)].append(to: buffer, wallTime: wall, step: step, value: m.value)
         appended(buffer.count - before)
     }
 

@@ -17,9 +17,11 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from typing import Dict, List, Tuple
@@ -86,13 +88,22 @@ def expected_tag(row: Dict[str, str]) -> str:
     return tag
 
 
+def as_float32(v: float) -> float:
+    """What TensorBoard holds of a scalar: the float32 nearest the double (inf past its range)."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", v))[0]
+    except OverflowError:
+        return math.copysign(math.inf, v)
+
+
 def same_value(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or a == b
+    return (math.isnan(a) and math.isnan(b)) or a == as_float32(b)
 
 
 def check_scalars(run_dir: str) -> int:
     """Every metrics.csv row comes back from TensorBoard exactly once, with its tag, step (its row
-    number when it has none), value (the same double) and wall time (the row's millisecond)."""
+    number when it has none), value (the double as float32: what TensorBoard holds) and wall time
+    (the row's millisecond)."""
     rows = metric_rows(run_dir)
     acc = accumulator(run_dir)
     got: Dict[str, List[Tuple[int, float, float]]] = {}
@@ -176,7 +187,9 @@ def log_ranked_run(socket_path: str, experiment: str) -> None:
     runs[0].log_metric("accuracy", 0.9731, 299, logd.VALIDATION)
     runs[0].log_metric("rows", 7.0, context="preprocessing")  # no step
     runs[1].log_metric("odd", float("nan"), 3, logd.TESTING)
-    runs[0].log_metric("big", 1e300, 2**40)
+    # Past float32's range (TensorBoard shows inf); the largest step TensorBoard's HParams tab takes
+    # (its MetricValue.training_step is an int32: a step of 2**31 or more makes it fail, HTTP 500).
+    runs[0].log_metric("big", 1e300, 2**31 - 1)
     runs[0].log("epoch 1 starting: lr_scale *2*", "INFO", "train")
     runs[1].log("line one\nline two", logging.WARNING, "data")
     for run in runs:
@@ -220,7 +233,7 @@ def test_every_scalar_text_and_hparams_come_back_through_tensorboards_reader(dae
     assert "training/loss/rank1" in scalars[run_name]
     series = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10000,
                                    run_tag_filter=None)[run_name]["training/loss"]
-    assert [p.step for p in series] == list(range(300)) and series[-1].value == 1.0 / 300
+    assert [p.step for p in series] == list(range(300)) and series[-1].value == as_float32(1.0 / 300)
     assert "_hparams_/session_start_info" in provider.list_tensors(ctx, experiment_id="", plugin_name="hparams")[run_name]
 
 
@@ -388,7 +401,9 @@ def test_logctl_export_writes_the_same_events_for_a_run_on_disk(tmpdir_short):
 
 
 def test_headless_tensorboard_serves_the_runs_and_tags(daemon, tmpdir_short):
-    """`tensorboard --logdir <data root>` on loopback lists logd's runs and their scalar tags."""
+    """`tensorboard --logdir <data root>` on loopback, with its default loader (the Rust data server
+    when tensorboard-data-server is installed, as pip installs it), lists logd's runs, their scalar
+    and text tags, every scalar point, and the hparams of the run."""
     log_ranked_run(daemon.socket, "tb-serve")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -398,7 +413,7 @@ def test_headless_tensorboard_serves_the_runs_and_tags(daemon, tmpdir_short):
         pytest.skip("no tensorboard command")
     log = open(os.path.join(tmpdir_short, "tb.log"), "wb")
     proc = subprocess.Popen([tb, "--logdir", daemon.root, "--host", "127.0.0.1", "--port", str(port),
-                             "--load_fast", "false", "--reload_interval", "1"],
+                             "--reload_interval", "1"],
                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     log.close()
     try:
@@ -419,6 +434,21 @@ def test_headless_tensorboard_serves_the_runs_and_tags(daemon, tmpdir_short):
         run_name = os.path.relpath(daemon.run_dir("tb-serve"), daemon.root)
         assert runs == [run_name]
         assert {"training/loss", "training/loss/rank1", "validation/accuracy"} <= set(tags[run_name])
+        query = urllib.parse.urlencode({"run": run_name, "tag": "training/loss/rank1"})
+        points = json.load(urllib.request.urlopen(base + "/data/plugin/scalars/scalars?" + query, timeout=5))
+        assert [p[1] for p in points] == list(range(300))  # [wall_time, step, value]
+        assert points[0][2] == as_float32(1.0 + 1)
+        text = json.load(urllib.request.urlopen(base + "/data/plugin/text/tags", timeout=5))
+        assert text[run_name] == ["logs/main.log"]
+        request = urllib.request.Request(
+            base + "/data/plugin/hparams/session_groups", method="POST",
+            data=json.dumps({"experimentName": "", "startIndex": 0, "sliceSize": 10, "colParams": [],
+                             "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING",
+                                                 "STATUS_UNKNOWN"]}).encode(),
+            headers={"Content-Type": "application/json"})
+        [group] = json.load(urllib.request.urlopen(request, timeout=10))["sessionGroups"]
+        assert group["hparams"]["optimizer.type"] == "AdamW" and group["hparams"]["lr"] == 0.001
+        assert group["sessions"][0]["status"] == "STATUS_SUCCESS"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
