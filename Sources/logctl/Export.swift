@@ -232,7 +232,7 @@ struct TensorBoardExporter {
                 if sink.buffer.count >= 1 << 20 { try? sink.flush() }
                 row += 1
                 consumed += fields.reduce(fields.count) { $0 + $1.count }
-                if row % 65536 == 0 { bar.update(done + consumed) }
+                if row % 4096 == 0 { bar.update(done + consumed) }
             }
             if let failure { throw ExportError(description: failure) }
             done += bytes.count
