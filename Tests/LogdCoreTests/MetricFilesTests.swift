@@ -65,7 +65,7 @@ extension DaemonTests {
         defer { h.shutdown() }
         let config = h.root + "/logd.yaml"
         try "rotate_bytes: 65536\n".write(toFile: config, atomically: true, encoding: .utf8)
-        try h.start(["--config", config])
+        try h.start(["--config", config, "--log-level", "debug"])
         let r0 = try RawProducer(h, runID: "mf", experiment: "mf", name: "mf", rank: 0, worldSize: 2)
         // The first source of grad_norm is the encoder's (sources are listed in arrival order).
         try r0.metric("grad_norm", context: "training", source: "encoder", 0.5, step: nil)
@@ -94,6 +94,9 @@ extension DaemonTests {
             "loss_validation_None.csv", "top1___quoted__key_eval_set_a_b.csv", "val_loss_training_None.csv",
         ]
         let first = try checkMetricFiles(h, dir, names)
+        // The first end renames the rows collected as metrics arrived (past 64 KiB a key's rows
+        // went to its temp file mid-run); the reopened run's end below splits metrics.csv.
+        #expect(h.daemonStderr().contains("rows, collected as they arrived"), "\(h.daemonStderr())")
         #expect(first?[0] == 7)
         #expect(first?[1] == 3 + 3000 + 500 + 300 + 214 + 137 + 116, "\(String(describing: first))")
         #expect((first?[2] ?? 0) >= 3, "the run rotated metrics.csv: \(String(describing: first))")
@@ -108,6 +111,7 @@ extension DaemonTests {
         #expect(h.runDirectories() == [dir])
         names.append("lr_training_None.csv")
         let second = try checkMetricFiles(h, dir, names)
+        #expect(h.daemonStderr().contains("rows, split from metrics.csv"))
         #expect(second?[0] == 8)
         #expect(second?[1] == (first?[1] ?? 0) + 100)
         #expect(h.stop() == 0)

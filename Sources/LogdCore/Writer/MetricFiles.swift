@@ -65,15 +65,29 @@ enum MetricFiles {
         }
     }
 
-    /// Writes every metric file of `run` from its metrics.csv segments (oldest first, then the
-    /// live file, which must be drained). Returns the number of rows written.
+    /// Writes every metric file of `run`: from the rows collected as its metrics arrived
+    /// (`KeyRows`), else from its metrics.csv segments (oldest first, then the live file, which
+    /// must be drained). Returns the number of rows written and whether they were collected.
     @discardableResult
-    static func write(_ run: RunFiles) throws(SystemError) -> UInt64 {
+    static func write(_ run: RunFiles) throws(SystemError) -> (rows: UInt64, collected: Bool) {
         FaultPoints.hit("before-metric-files")
         let names = names(run.summaries)
-        guard !names.isEmpty else { return 0 }
+        let rows = run.keyRows
+        run.keyRows = nil  // used once: a reopened run's next end splits its whole metrics.csv
+        guard !names.isEmpty else {
+            rows?.abandon()
+            return (0, false)
+        }
         let dirfd = try Posix.makeDirectory(run.dirfd, directory)
         defer { close(dirfd) }
+        if let rows, rows.usable {
+            do throws(SystemError) {
+                return (try rows.finish(dirfd: dirfd, names: names), true)
+            } catch {
+                rows.abandon()  // and split metrics.csv instead
+            }
+        }
+        KeyRows.removeTemps(dirfd)
         var out = Output(dirfd: dirfd, names: names)
         do throws(SystemError) {
             var splitter = Splitter(run: run)
@@ -90,10 +104,141 @@ enum MetricFiles {
                 try splitter.read(fd, path: segment, into: &out)
             }
             try out.finish()
-            return splitter.rows
+            return (splitter.rows, false)
         } catch {
             out.abandon()
             throw error
+        }
+    }
+
+    /// The per-key rows of a run written as its metrics arrive (the metrics.csv line's fields in
+    /// another order), so the run's end renames files instead of re-reading metrics.csv (callgrind:
+    /// the split cost ~700 instructions per record, and a long run's end read its whole CSV).
+    /// Only for a run created by this process and never reopened, with at most `maxKeys` keys
+    /// (more keys would mean many small appends; the split handles them in one pass); anything
+    /// else — a crash, a recovery, a reopen, a failed write — falls back to the split. Rows go to
+    /// `metrics/.keyrows.<summary index>.tmp`, renamed to their final names (which depend on the
+    /// sources seen by then) at the end. Memory: at most `runBytes` buffered per run, and all
+    /// runs together at most `totalBytes` (past it, the appending run writes its rows out).
+    final class KeyRows {
+        static let maxKeys = 256
+        static let fileBytes = 64 << 10
+        static let runBytes = 1 << 20
+        static let totalBytes = 32 << 20
+        nonisolated(unsafe) static var buffered = 0  // writer-confined
+
+        let rundirfd: Int32
+        private var rows: [Rows?] = []
+        private var started: [Bool] = []
+        private var runBuffered = 0
+        private(set) var usable = true
+        private(set) var count: UInt64 = 0
+
+        init(rundirfd: Int32) { self.rundirfd = rundirfd }
+
+        deinit { KeyRows.buffered -= runBuffered }
+
+        static func temp(_ i: Int) -> String { ".keyrows.\(i).tmp" }
+
+        /// Appends the row of the line `f` just formatted to key `summary`'s file.
+        @inline(__always)
+        func append(_ summary: Int, _ f: MetricLineFormatter) {
+            guard usable else { return }
+            if summary >= rows.count {
+                guard summary < KeyRows.maxKeys else { return abandon() }
+                rows += repeatElement(nil, count: summary + 1 - rows.count)
+                started += repeatElement(false, count: summary + 1 - started.count)
+            }
+            let r: Rows
+            if let existing = rows[summary] {
+                r = existing
+            } else {
+                r = Rows(MetricFiles.header)
+                rows[summary] = r
+                runBuffered += r.count
+                KeyRows.buffered += r.count
+            }
+            let s = UnsafeRawPointer(f.scratch)
+            let before = r.count
+            r.append(
+                UnsafeRawBufferPointer(start: s + f.timeEnd + 1, count: f.stepEnd - f.timeEnd - 1),
+                UnsafeRawBufferPointer(start: s + f.valueStart, count: f.valueEnd - f.valueStart),
+                UnsafeRawBufferPointer(start: s, count: f.timeEnd),
+                // `,rank,source\n` without its first comma and LF: append adds them back.
+                UnsafeRawBufferPointer(start: s + f.valueEnd + 1, count: f.lineBytes - f.valueEnd - 2),
+                UnsafeRawBufferPointer(start: nil, count: 0), lastFields: 4)
+            count += 1
+            let added = r.count - before
+            runBuffered += added
+            KeyRows.buffered += added
+            if r.count >= KeyRows.fileBytes || runBuffered >= KeyRows.runBytes || KeyRows.buffered >= KeyRows.totalBytes {
+                do { try writeOut(all: r.count < KeyRows.fileBytes, only: summary) } catch { abandon() }
+            }
+        }
+
+        /// Writes buffered rows to the temp files: every file's, or only `only`'s.
+        private func writeOut(all: Bool, only: Int) throws(SystemError) {
+            let dirfd = try Posix.makeDirectory(rundirfd, MetricFiles.directory)
+            defer { close(dirfd) }
+            for i in rows.indices where all || i == only {
+                guard let r = rows[i], r.count > 0 else { continue }
+                let flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (started[i] ? 0 : O_TRUNC)
+                let fd = openat(dirfd, KeyRows.temp(i), flags, 0o666)
+                if fd < 0 { throw SystemError("open", path: MetricFiles.directory + "/" + KeyRows.temp(i)) }
+                defer { close(fd) }
+                started[i] = true
+                try Posix.writeAll(fd, UnsafeRawBufferPointer(r.bytes))
+                runBuffered -= r.count
+                KeyRows.buffered -= r.count
+                r.removeAll()
+            }
+        }
+
+        /// The run ended: every file complete, fsynced, renamed to its name, the folder fsynced.
+        func finish(dirfd: Int32, names: [String]) throws(SystemError) -> UInt64 {
+            try writeOut(all: true, only: -1)
+            for (i, name) in names.enumerated() {
+                if i < started.count, started[i] {
+                    let fd = openat(dirfd, KeyRows.temp(i), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                    if fd < 0 { throw SystemError("open", path: MetricFiles.directory + "/" + KeyRows.temp(i)) }
+                    defer { close(fd) }
+                    try Posix.fsyncOrThrow(fd)
+                    if renameat(dirfd, KeyRows.temp(i), dirfd, name) != 0 { throw SystemError("rename", path: name) }
+                } else {
+                    try Posix.replaceFile(dirfd, name, MetricFiles.header)  // a key with no rows
+                }
+            }
+            try Posix.fsyncOrThrow(dirfd)
+            return count
+        }
+
+        /// Stops collecting and removes what was written: the run's end splits metrics.csv.
+        func abandon() {
+            guard usable else { return }
+            usable = false
+            KeyRows.buffered -= runBuffered
+            runBuffered = 0
+            rows = []
+            let dirfd = openat(rundirfd, MetricFiles.directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if dirfd >= 0 {
+                KeyRows.removeTemps(dirfd)
+                close(dirfd)
+            }
+        }
+
+        /// Removes `.keyrows.*.tmp` files (an abandoned or crashed run's).
+        static func removeTemps(_ dirfd: Int32) {
+            guard let dir = fdopendir(dup(dirfd)) else { return }
+            defer { closedir(dir) }
+            rewinddir(dir)
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name.hasPrefix(".keyrows."), name.hasSuffix(".tmp") { names.append(name) }
+            }
+            for name in names { unlinkat(dirfd, name, 0) }
         }
     }
 
@@ -124,11 +269,12 @@ enum MetricFiles {
             base = bigger
         }
 
-        /// Appends one row: the five fields joined by `,`, then LF.
+        /// Appends one row: the fields joined by `,`, then LF (`lastFields` 4: `e` is left out,
+        /// for a `d` that already holds two fields).
         @inline(__always)
         func append(
             _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ c: UnsafeRawBufferPointer, _ d: UnsafeRawBufferPointer,
-            _ e: UnsafeRawBufferPointer
+            _ e: UnsafeRawBufferPointer, lastFields: Int = 5
         ) {
             reserve(a.count + b.count + c.count + d.count + e.count + 5)
             var p = base + count
@@ -141,8 +287,12 @@ enum MetricFiles {
             put(a, 0x2C)
             put(b, 0x2C)
             put(c, 0x2C)
-            put(d, 0x2C)
-            put(e, 0x0A)
+            if lastFields == 4 {
+                put(d, 0x0A)
+            } else {
+                put(d, 0x2C)
+                put(e, 0x0A)
+            }
             count = p - base
         }
 

@@ -48,6 +48,14 @@ struct MetricLineFormatter {
     private var cachedSecond: Int64 = .min
     private var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 19 bytes `YYYY-MM-DDTHH:MM:SS`
     private var prefixBytes = 0
+    /// Where the last line's fields lie in `scratch`: time is [0, timeEnd), the step
+    /// [timeEnd + 1, stepEnd), the value [valueStart, valueEnd), and `,rank,source\n` from
+    /// valueEnd to the line's end (what the per-key rows reuse, in another order).
+    private(set) var timeEnd = 0
+    private(set) var stepEnd = 0
+    private(set) var valueStart = 0
+    private(set) var valueEnd = 0
+    private(set) var lineBytes = 0
 
     func release() { scratch.deallocate() }
 
@@ -56,15 +64,20 @@ struct MetricLineFormatter {
     mutating func line(_ m: Metric, key: WriterKey) -> UnsafeBufferPointer<UInt8> {
         var p = scratch
         p = time(m.timestamp, at: p)
+        timeEnd = p - scratch
         p.pointee = 0x2C
         p += 1
         if m.step != WireProtocol.noStep { p = MetricLineFormatter.integer(m.step, at: p) }
+        stepEnd = p - scratch
         p.pointee = 0x2C
         p += 1
         p = MetricLineFormatter.copy(key.middle, to: p)
+        valueStart = p - scratch
         p = MetricLineFormatter.double(m.value, at: p)
+        valueEnd = p - scratch
         p = MetricLineFormatter.copy(key.tail, to: p)
-        return UnsafeBufferPointer(start: scratch, count: p - scratch)
+        lineBytes = p - scratch
+        return UnsafeBufferPointer(start: scratch, count: lineBytes)
     }
 
     @inline(__always)

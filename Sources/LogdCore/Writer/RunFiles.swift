@@ -70,6 +70,9 @@ final class RunFiles {
     /// summary.yaml's text of each summary as last rendered, and its count then: a rewrite
     /// renders only the keys that changed (RunOutputs.swift, `summaryYAML`).
     var summaryFragments: [[UInt8]] = []
+    /// Per-key metric rows collected as metrics arrive (MetricFiles.KeyRows); nil: the run's
+    /// end splits metrics.csv.
+    var keyRows: MetricFiles.KeyRows?
     var summaryFragmentCounts: [UInt64] = []
     /// User names by uid (prov.json's agent), looked up once.
     var userNames: [UInt32: String] = [:]

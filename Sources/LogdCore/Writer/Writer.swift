@@ -482,6 +482,7 @@ final class Writer: @unchecked Sendable {
                     intended = directory
                 }
                 run.marked = true
+                run.keyRows = MetricFiles.KeyRows(rundirfd: run.dirfd)
                 runs[runIndex] = run
                 _ = try run.makeDurable()  // the checkpoint exists before anything is acknowledged
                 log.log(.info, "run \(run.directory) started (run id \(run.runID))")
@@ -638,6 +639,11 @@ final class Writer: @unchecked Sendable {
         }
         run.deferredEnd = nil
         if status != .crashed { run.abandonPendingCopies() }
+        if status == .crashed {
+            // A crashed run may come back: its next end splits the whole metrics.csv.
+            run.keyRows?.abandon()
+            run.keyRows = nil
+        }
         eventRunEnded(run, status: status)
         do {
             let durable = try run.makeDurable()
@@ -646,7 +652,9 @@ final class Writer: @unchecked Sendable {
                 // Per-key metric files for yProv4ML's get_metric (MetricFiles.swift), derived from
                 // metrics.csv before prov.json points at them. Not the record: a failure is logged.
                 do {
-                    try MetricFiles.write(run)
+                    let (rows, collected) = try MetricFiles.write(run)
+                    log.log(
+                        .debug, "run \(run.directory): metrics/ \(rows) rows, \(collected ? "collected as they arrived" : "split from metrics.csv")")
                 } catch {
                     stats.writeErrors += 1
                     stats.lastWriteError = "run \(run.directory): metric files: \(error)"
@@ -712,7 +720,10 @@ final class Writer: @unchecked Sendable {
         let file = run.metrics
         let line = lineFormatter.line(m, key: key)
         file.buffer.append(contentsOf: line)
-        if key.summary >= 0 { run.summaries[key.summary].add(m.value, step: m.step) }
+        if key.summary >= 0 {
+            run.summaries[key.summary].add(m.value, step: m.step)
+            run.keyRows?.append(key.summary, lineFormatter)
+        }
         run.metricCount += 1
         stats.recordsWritten += 1
         do { try file.lineAppended(line.count) } catch { writeFailed(run, error) }
