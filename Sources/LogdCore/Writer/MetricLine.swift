@@ -45,6 +45,7 @@ struct MetricLineFormatter {
     /// names of 4,096 bytes, CSV-quoted at most doubled) plus the numbers.
     static let capacity = 64 << 10
     let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: MetricLineFormatter.capacity)
+    private let tables = MetricLineFormatter.tables
     private var cachedSecond: Int64 = .min
     private var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 19 bytes `YYYY-MM-DDTHH:MM:SS`
     private var prefixBytes = 0
@@ -67,13 +68,13 @@ struct MetricLineFormatter {
         timeEnd = p - scratch
         p.pointee = 0x2C
         p += 1
-        if m.step != WireProtocol.noStep { p = MetricLineFormatter.integer(m.step, at: p) }
+        if m.step != WireProtocol.noStep { p = MetricLineFormatter.integer(m.step, at: p, tables: tables) }
         stepEnd = p - scratch
         p.pointee = 0x2C
         p += 1
         p = MetricLineFormatter.copy(key.middle, to: p)
         valueStart = p - scratch
-        p = MetricLineFormatter.double(m.value, at: p)
+        p = MetricLineFormatter.double(m.value, at: p, tables: tables)
         valueEnd = p - scratch
         p = MetricLineFormatter.copy(key.tail, to: p)
         lineBytes = p - scratch
@@ -113,46 +114,55 @@ struct MetricLineFormatter {
         return p + 5
     }
 
-    /// "00" "01" … "99": two digits per division.
-    private static let digitPairs: [UInt8] = {
-        var pairs: [UInt8] = []
+    /// "00" "01" … "99" (two digits per division), then 10^0 … 10^19: allocated once, read
+    /// through a pointer (a `static let` array cost a `swift_once` and bounds checks per call).
+    nonisolated(unsafe) private static let tables: UnsafePointer<UInt8> = {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: 200 + 20 * 8, alignment: 8)
         for v in 0..<100 {
-            pairs.append(UInt8(0x30 + v / 10))
-            pairs.append(UInt8(0x30 + v % 10))
+            p.storeBytes(of: UInt8(0x30 + v / 10), toByteOffset: 2 * v, as: UInt8.self)
+            p.storeBytes(of: UInt8(0x30 + v % 10), toByteOffset: 2 * v + 1, as: UInt8.self)
         }
-        return pairs
+        var power: UInt64 = 1
+        for i in 0..<20 {
+            p.storeBytes(of: power, toByteOffset: 200 + 8 * i, as: UInt64.self)
+            power = power &* 10
+        }
+        return UnsafePointer(p.assumingMemoryBound(to: UInt8.self))
     }()
 
     /// Decimal digits of `v`.
     @inline(__always)
     static func integer(_ v: Int64, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        integer(v, at: p, tables: tables)
+    }
+
+    @inline(__always)
+    static func integer(_ v: Int64, at p: UnsafeMutablePointer<UInt8>, tables: UnsafePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         var p = p
         if v < 0 {
             p.pointee = 0x2D
             p += 1
         }
         var n = v.magnitude
-        var digits = 1
-        var limit: UInt64 = 10
-        while digits < 20, n >= limit {
-            digits += 1
-            limit = limit &* 10
-        }
+        // Digits from the bit length (log10 2 ≈ 1233 / 4096), corrected by one comparison.
+        let powers = UnsafeRawPointer(tables + 200)
+        let bits = 64 &- n.leadingZeroBitCount
+        var digits = (bits &* 1233) >> 12
+        if digits < 20, n >= powers.load(fromByteOffset: 8 * digits, as: UInt64.self) { digits &+= 1 }
+        if digits == 0 { digits = 1 }
         var i = digits
-        digitPairs.withUnsafeBufferPointer { pairs in
-            while n >= 100 {
-                let r = Int(n % 100)
-                n /= 100
-                i -= 2
-                p[i] = pairs[2 * r]
-                p[i + 1] = pairs[2 * r + 1]
-            }
-            if n >= 10 {
-                p[i - 2] = pairs[2 * Int(n)]
-                p[i - 1] = pairs[2 * Int(n) + 1]
-            } else {
-                p[i - 1] = UInt8(truncatingIfNeeded: 0x30 &+ n)
-            }
+        while n >= 100 {
+            let r = Int(truncatingIfNeeded: n % 100)
+            n /= 100
+            i &-= 2
+            p[i] = tables[2 &* r]
+            p[i &+ 1] = tables[2 &* r &+ 1]
+        }
+        if n >= 10 {
+            p[i &- 2] = tables[2 &* Int(truncatingIfNeeded: n)]
+            p[i &- 1] = tables[2 &* Int(truncatingIfNeeded: n) &+ 1]
+        } else {
+            p[i &- 1] = UInt8(truncatingIfNeeded: 0x30 &+ n)
         }
         return p + digits
     }
@@ -163,13 +173,18 @@ struct MetricLineFormatter {
     /// building a `String`.
     @inline(__always)
     static func double(_ d: Double, at p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        double(d, at: p, tables: tables)
+    }
+
+    @inline(__always)
+    static func double(_ d: Double, at p: UnsafeMutablePointer<UInt8>, tables: UnsafePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         var p = p
         if abs(d) < 1e15, Double(Int64(d)) == d {  // integral (NaN fails the first test)
             if d == 0, d.sign == .minus {
                 p.pointee = 0x2D
                 p += 1
             }
-            p = integer(Int64(d), at: p)
+            p = integer(Int64(d), at: p, tables: tables)
             p[0] = 0x2E
             p[1] = 0x30
             return p + 2
