@@ -117,6 +117,24 @@ extension DaemonTests {
         #expect(h.stop() == 0)
     }
 
+    @Test("a run whose collected rows pass 4 MiB (written to the journal mid-run) gets the same metric files: every row once, in order")
+    func metricFilesFromJournal() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        try h.start(["--log-level", "debug"])
+        let p = try h.producer(["--run-id", "journal", "--experiment", "mf", "--metrics", "150000", "--keys", "7", "--batch", "100"])
+        #expect(waitAll([p]))
+        try h.flush()
+        let dir = h.runDirectories().first ?? ""
+        let names = (0..<7).map { "m\($0)_training_None.csv" }
+        let result = try checkMetricFiles(h, dir, names)
+        #expect(result?[0] == 7)
+        #expect(result?[1] == 150_000)
+        #expect(h.daemonStderr().contains("metrics/ 150000 rows, collected as they arrived"), "\(h.daemonStderr())")
+        #expect(!FileManager.default.fileExists(atPath: h.dataRoot + "/" + dir + "/metrics/.keyrows.journal.tmp"))
+        #expect(h.stop() == 0)
+    }
+
     @Test("a run that ended just before a kill -9 and before its metrics/ files gets them when the restart finishes it")
     func metricFilesAfterRecovery() throws {
         let h = try DaemonHarness()

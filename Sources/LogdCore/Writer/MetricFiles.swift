@@ -81,9 +81,11 @@ enum MetricFiles {
         let dirfd = try Posix.makeDirectory(run.dirfd, directory)
         defer { close(dirfd) }
         if let rows, rows.usable {
+            var out = Output(dirfd: dirfd, names: names)
             do throws(SystemError) {
-                return (try rows.finish(dirfd: dirfd, names: names), true)
+                return (try rows.finish(into: &out), true)
             } catch {
+                out.abandon()
                 rows.abandon()  // and split metrics.csv instead
             }
         }
@@ -111,26 +113,25 @@ enum MetricFiles {
         }
     }
 
-    /// The per-key rows of a run written as its metrics arrive (the metrics.csv line's fields in
-    /// another order), so the run's end renames files instead of re-reading metrics.csv (callgrind:
-    /// the split cost ~700 instructions per record, and a long run's end read its whole CSV).
-    /// Only for a run created by this process and never reopened, with at most `maxKeys` keys
-    /// (more keys would mean many small appends; the split handles them in one pass); anything
-    /// else — a crash, a recovery, a reopen, a failed write — falls back to the split. Rows go to
-    /// `metrics/.keyrows.<summary index>.tmp`, renamed to their final names (which depend on the
-    /// sources seen by then) at the end. Memory: at most `runBytes` buffered per run, and all
-    /// runs together at most `totalBytes` (past it, the appending run writes its rows out).
+    /// The per-key rows of a run collected as its metrics arrive (the metrics.csv line's fields
+    /// in another order), so the run's end only sorts chunks instead of parsing metrics.csv
+    /// (callgrind: the split cost ~700 instructions per record). Only for a run created by this
+    /// process and never reopened; anything else — a crash, a recovery, a reopen, a failed write —
+    /// falls back to the split. Rows are buffered per key; past `runBytes` for the run (or
+    /// `totalBytes` for every run together) each key's buffered rows are appended to one journal,
+    /// `metrics/.keyrows.journal.tmp`, as `[u32 key][u32 length][rows]` chunks: one write for
+    /// any number of keys (one temp file per key cost 10,000 opens per round at 10,000 keys). At
+    /// the end the journal's chunks, then what is still buffered, go to the files in order.
     final class KeyRows {
-        static let maxKeys = 256
-        static let fileBytes = 64 << 10
-        static let runBytes = 1 << 20
-        static let totalBytes = 32 << 20
+        static let runBytes = 4 << 20
+        static let totalBytes = 64 << 20
+        static let journalName = ".keyrows.journal.tmp"
         nonisolated(unsafe) static var buffered = 0  // writer-confined
 
         let rundirfd: Int32
         private var rows: [Rows?] = []
-        private var started: [Bool] = []
         private var runBuffered = 0
+        private var journaled = false
         private(set) var usable = true
         private(set) var count: UInt64 = 0
 
@@ -138,25 +139,17 @@ enum MetricFiles {
 
         deinit { KeyRows.buffered -= runBuffered }
 
-        static func temp(_ i: Int) -> String { ".keyrows.\(i).tmp" }
-
-        /// Appends the row of the line `f` just formatted to key `summary`'s file.
+        /// Appends the row of the line `f` just formatted to key `summary`'s rows.
         @inline(__always)
         func append(_ summary: Int, _ f: MetricLineFormatter) {
             guard usable else { return }
-            if summary >= rows.count {
-                guard summary < KeyRows.maxKeys else { return abandon() }
-                rows += repeatElement(nil, count: summary + 1 - rows.count)
-                started += repeatElement(false, count: summary + 1 - started.count)
-            }
+            if summary >= rows.count { rows += repeatElement(nil, count: summary + 1 - rows.count) }
             let r: Rows
             if let existing = rows[summary] {
                 r = existing
             } else {
-                r = Rows(MetricFiles.header)
+                r = Rows([])
                 rows[summary] = r
-                runBuffered += r.count
-                KeyRows.buffered += r.count
             }
             let s = UnsafeRawPointer(f.scratch)
             let before = r.count
@@ -171,48 +164,76 @@ enum MetricFiles {
             let added = r.count - before
             runBuffered += added
             KeyRows.buffered += added
-            if r.count >= KeyRows.fileBytes || runBuffered >= KeyRows.runBytes || KeyRows.buffered >= KeyRows.totalBytes {
-                do { try writeOut(all: r.count < KeyRows.fileBytes, only: summary) } catch { abandon() }
+            if runBuffered >= KeyRows.runBytes || KeyRows.buffered >= KeyRows.totalBytes {
+                do { try writeJournal() } catch { abandon() }
             }
         }
 
-        /// Writes buffered rows to the temp files: every file's, or only `only`'s.
-        private func writeOut(all: Bool, only: Int) throws(SystemError) {
-            let dirfd = try Posix.makeDirectory(rundirfd, MetricFiles.directory)
-            defer { close(dirfd) }
-            for i in rows.indices where all || i == only {
-                guard let r = rows[i], r.count > 0 else { continue }
-                let flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (started[i] ? 0 : O_TRUNC)
-                let fd = openat(dirfd, KeyRows.temp(i), flags, 0o666)
-                if fd < 0 { throw SystemError("open", path: MetricFiles.directory + "/" + KeyRows.temp(i)) }
-                defer { close(fd) }
-                started[i] = true
-                try Posix.writeAll(fd, UnsafeRawBufferPointer(r.bytes))
-                runBuffered -= r.count
-                KeyRows.buffered -= r.count
+        /// Appends every key's buffered rows to the journal in one write.
+        private func writeJournal() throws(SystemError) {
+            guard runBuffered > 0 else { return }
+            var out: [UInt8] = []
+            out.reserveCapacity(runBuffered + 8 * rows.count)
+            for (i, r) in rows.enumerated() {
+                guard let r, r.count > 0 else { continue }
+                withUnsafeBytes(of: UInt32(i).littleEndian) { out.append(contentsOf: $0) }
+                withUnsafeBytes(of: UInt32(r.count).littleEndian) { out.append(contentsOf: $0) }
+                out.append(contentsOf: r.bytes)
                 r.removeAll()
             }
+            let dirfd = try Posix.makeDirectory(rundirfd, MetricFiles.directory)
+            defer { close(dirfd) }
+            let flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (journaled ? 0 : O_TRUNC)
+            let fd = openat(dirfd, KeyRows.journalName, flags, 0o666)
+            if fd < 0 { throw SystemError("open", path: MetricFiles.directory + "/" + KeyRows.journalName) }
+            defer { close(fd) }
+            journaled = true
+            KeyRows.buffered -= runBuffered
+            runBuffered = 0
+            try Posix.writeAll(fd, out)
         }
 
-        /// The run ended: every file complete, fsynced, renamed to its name, the folder fsynced.
-        func finish(dirfd: Int32, names: [String]) throws(SystemError) -> UInt64 {
-            try writeOut(all: true, only: -1)
-            for (i, name) in names.enumerated() {
-                if i < started.count, started[i] {
-                    let fd = openat(dirfd, KeyRows.temp(i), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-                    if fd < 0 { throw SystemError("open", path: MetricFiles.directory + "/" + KeyRows.temp(i)) }
-                    defer { close(fd) }
-                    try Posix.fsyncOrThrow(fd)
-                    if renameat(dirfd, KeyRows.temp(i), dirfd, name) != 0 { throw SystemError("rename", path: name) }
-                } else {
-                    try Posix.replaceFile(dirfd, name, MetricFiles.header)  // a key with no rows
+        /// The run ended: the journal's chunks, then the rows still buffered, into `out`'s files.
+        func finish(into out: inout Output) throws(SystemError) -> UInt64 {
+            if journaled {
+                let fd = openat(out.dirfd, KeyRows.journalName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                if fd < 0 { throw SystemError("open", path: MetricFiles.directory + "/" + KeyRows.journalName) }
+                defer { close(fd) }
+                let header = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+                defer { header.deallocate() }
+                var chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
+                defer { chunk.deallocate() }
+                while true {
+                    let n = try KeyRows.readFully(fd, header, 8)
+                    if n == 0 { break }
+                    guard n == 8 else { throw SystemError("read", errno: EIO, path: KeyRows.journalName) }
+                    let key = Int(UInt32(littleEndian: header.load(as: UInt32.self)))
+                    let length = Int(UInt32(littleEndian: header.load(fromByteOffset: 4, as: UInt32.self)))
+                    guard key < out.names.count, length <= KeyRows.runBytes + (1 << 20) else {
+                        throw SystemError("read", errno: EIO, path: KeyRows.journalName)
+                    }
+                    if chunk.count < length {
+                        chunk.deallocate()
+                        chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 8)
+                    }
+                    guard try KeyRows.readFully(fd, chunk.baseAddress!, length) == length else {
+                        throw SystemError("read", errno: EIO, path: KeyRows.journalName)
+                    }
+                    try out.appendRows(key, UnsafeRawBufferPointer(start: chunk.baseAddress, count: length))
                 }
             }
-            try Posix.fsyncOrThrow(dirfd)
+            for (i, r) in rows.enumerated() {
+                guard let r, r.count > 0, i < out.names.count else { continue }
+                try out.appendRows(i, UnsafeRawBufferPointer(r.bytes))
+            }
+            try out.finish()
+            unlinkat(out.dirfd, KeyRows.journalName, 0)
+            KeyRows.buffered -= runBuffered
+            runBuffered = 0
             return count
         }
 
-        /// Stops collecting and removes what was written: the run's end splits metrics.csv.
+        /// Stops collecting and removes the journal: the run's end splits metrics.csv.
         func abandon() {
             guard usable else { return }
             usable = false
@@ -226,19 +247,24 @@ enum MetricFiles {
             }
         }
 
-        /// Removes `.keyrows.*.tmp` files (an abandoned or crashed run's).
-        static func removeTemps(_ dirfd: Int32) {
-            guard let dir = fdopendir(dup(dirfd)) else { return }
-            defer { closedir(dir) }
-            rewinddir(dir)
-            var names: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        /// Reads `count` bytes from `fd` into `p`; returns the bytes read (fewer only at the end).
+        static func readFully(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ count: Int) throws(SystemError) -> Int {
+            var done = 0
+            while done < count {
+                let n = Glibc.read(fd, p + done, count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw SystemError("read", path: MetricFiles.directory + "/" + journalName)
                 }
-                if name.hasPrefix(".keyrows."), name.hasSuffix(".tmp") { names.append(name) }
+                if n == 0 { break }
+                done += n
             }
-            for name in names { unlinkat(dirfd, name, 0) }
+            return done
+        }
+
+        /// Removes the `.keyrows.*.tmp` journal (an abandoned or crashed run's).
+        static func removeTemps(_ dirfd: Int32) {
+            unlinkat(dirfd, journalName, 0)
         }
     }
 
@@ -296,6 +322,13 @@ enum MetricFiles {
             count = p - base
         }
 
+        func append(_ bytes: UnsafeRawBufferPointer) {
+            guard let src = bytes.baseAddress, !bytes.isEmpty else { return }
+            reserve(bytes.count)
+            UnsafeMutableRawPointer(base + count).copyMemory(from: src, byteCount: bytes.count)
+            count += bytes.count
+        }
+
         func append(_ bytes: [UInt8]) {
             bytes.withUnsafeBufferPointer { src in
                 reserve(src.count)
@@ -336,6 +369,18 @@ enum MetricFiles {
             let before = rows.count
             rows.append(a, b, c, d, e)
             buffered += rows.count - before
+            if rows.count >= MetricFiles.fileFlushBytes {
+                try flush(i)
+            } else if buffered >= MetricFiles.totalFlushBytes {
+                for j in buffers.indices where buffers[j].count > 0 { try flush(j) }
+            }
+        }
+
+        /// Appends whole rows (a KeyRows chunk) to file `i`.
+        mutating func appendRows(_ i: Int, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+            let rows = buffers[i]
+            rows.append(bytes)
+            buffered += bytes.count
             if rows.count >= MetricFiles.fileFlushBytes {
                 try flush(i)
             } else if buffered >= MetricFiles.totalFlushBytes {
