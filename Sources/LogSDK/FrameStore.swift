@@ -223,8 +223,10 @@ final class FrameStore: @unchecked Sendable {
 
     /// Encodes and stores a numbered record (optionally with a descriptor to pass). Returns
     /// false, counting a drop, when there is no room or the record cannot be encoded.
+    /// `countingDrop` false: a record refused for lack of room is not counted (the caller tries
+    /// again, as `finish` does with RUN_END).
     @discardableResult
-    func append(_ record: Record, passing fd: Int32 = -1) -> Bool {
+    func append(_ record: Record, passing fd: Int32 = -1, countingDrop: Bool = true) -> Bool {
         var bytes: [UInt8] = []
         do { try encoder.encode(record, into: &bytes) } catch {
             lock.lock()
@@ -243,7 +245,7 @@ final class FrameStore: @unchecked Sendable {
             chunk = newChunk(minimum: bytes.count)
         }
         guard let c = chunk else {
-            dropped &+= 1
+            if countingDrop { dropped &+= 1 }
             if fd >= 0 { close(fd) }
             return false
         }

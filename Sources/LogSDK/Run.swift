@@ -279,7 +279,16 @@ public final class Run: @unchecked Sendable {
         // The drop total must reach the daemon before RUN_END ends the run there.
         let dropped = store.counters.dropped
         if dropped > 0 { sender.waitDropsSent(dropped, deadline: Clock.monotonic() + deadline(after: timeout * 0.25)) }
-        store.append(.runEnd(RunEnd(status: status, timestamp: Clock.realtime())))
+        // RUN_END waits for room (a full buffer drains once logd reads again): dropped, it
+        // would leave the run `crashed` although everything else arrived.
+        let runEnd = Record.runEnd(RunEnd(status: status, timestamp: Clock.realtime()))
+        let roomBy = Clock.monotonic() + deadline(after: timeout * 0.5)
+        var stored = store.append(runEnd, countingDrop: false)
+        while !stored, Clock.monotonic() < roomBy {
+            usleep(1000)
+            stored = store.append(runEnd, countingDrop: false)
+        }
+        if !stored { store.append(runEnd) }  // counted as dropped
         let done = flush(timeout: timeout)
         sender.stop()
         ForkTracker.unregister(self)
