@@ -259,6 +259,9 @@ public struct ScalarTag {
     let head: UnsafeMutablePointer<UInt8>
     let headCount: Int
     let headCRC: UInt32
+    /// The masked CRC of the record's length field for each step varint size (1…10 bytes): the
+    /// length depends only on it, so it is never checksummed per record.
+    let lengthCRCs: UnsafeMutablePointer<UInt32>
 
     public init(tag: String) {
         var value = Proto()
@@ -276,19 +279,27 @@ public struct ScalarTag {
         head.initialize(from: h.bytes, count: h.bytes.count)
         headCount = h.bytes.count
         headCRC = CRC32C.checksum(h.bytes)
+        lengthCRCs = .allocate(capacity: 10)
+        for size in 1...10 {
+            lengthCRCs[size - 1] = CRC32C.masked(CRC32C.checksum(littleEndian: UInt64(h.bytes.count + 4 + 9 + 1 + size)))
+        }
     }
 
-    public func deallocate() { head.deallocate() }
+    public func deallocate() {
+        head.deallocate()
+        lengthCRCs.deallocate()
+    }
 
     /// Appends one framed scalar event to `out`; the value is stored as float32 (round to nearest).
     @inline(__always)
     public func append(to out: EventBuffer, wallTime: Double, step: Int64, value: Double) {
         let stepBits = UInt64(bitPattern: step)
-        let payload = headCount + 4 + 9 + 1 + Proto.varintSize(stepBits)
+        let stepSize = Proto.varintSize(stepBits)
+        let payload = headCount + 4 + 9 + 1 + stepSize
         out.reserve(payload + 16)
         let record = UnsafeMutableRawPointer(out.base + out.count)
         record.storeBytes(of: UInt64(payload).littleEndian, as: UInt64.self)
-        record.storeBytes(of: CRC32C.masked(CRC32C.checksum(littleEndian: UInt64(payload))).littleEndian, toByteOffset: 8, as: UInt32.self)
+        record.storeBytes(of: lengthCRCs[stepSize - 1].littleEndian, toByteOffset: 8, as: UInt32.self)
         (out.base + out.count + 12).update(from: head, count: headCount)
         let tail = record + 12 + headCount
         tail.storeBytes(of: Float(value).bitPattern.littleEndian, as: UInt32.self)
