@@ -342,7 +342,7 @@ class Gen:
     # -- config files ------------------------------------------------------------------------
 
     CONFIG_INTS = ["max_frame_bytes", "writer_queue_bytes", "rotate_bytes", "keep_log_segments", "ack_interval_ms",
-                   "snapshot_interval_ms", "resume_grace_s", "max_connections"]
+                   "snapshot_interval_ms", "resume_grace_s", "rank_wait_s", "max_connections"]
 
     def config(self) -> bytes:
         """A config file whose integers sit at, just inside or just past the edges of their ranges."""
