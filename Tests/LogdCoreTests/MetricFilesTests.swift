@@ -117,7 +117,7 @@ extension DaemonTests {
         #expect(h.stop() == 0)
     }
 
-    @Test("a run whose collected rows pass 4 MiB (written to the journal mid-run) gets the same metric files: every row once, in order")
+    @Test("a run whose collected rows pass 2 MiB (written to the journal mid-run) gets the same metric files: every row once, in order")
     func metricFilesFromJournal() throws {
         let h = try DaemonHarness()
         defer { h.shutdown() }

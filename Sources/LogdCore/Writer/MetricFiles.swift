@@ -123,8 +123,8 @@ enum MetricFiles {
     /// any number of keys (one temp file per key cost 10,000 opens per round at 10,000 keys). At
     /// the end the journal's chunks, then what is still buffered, go to the files in order.
     final class KeyRows {
-        static let runBytes = 4 << 20
-        static let totalBytes = 64 << 20
+        static let runBytes = 2 << 20
+        static let totalBytes = 32 << 20
         static let journalName = ".keyrows.journal.tmp"
         nonisolated(unsafe) static var buffered = 0  // writer-confined
 
