@@ -89,3 +89,33 @@ extension DaemonTests {
         #expect(h.stop() == 0)
     }
 }
+
+extension DaemonTests {
+    /// Key indices of runs that ended are reused (the writer's key table stays dense): a later
+    /// run's keys must land in its own files under its own names, never in a finished run's.
+    @Test("key indices reused after runs end: each run's rows carry its own keys, in its own directory")
+    func reusedKeyIndices() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        try h.start()
+        for r in 0..<4 {
+            let p = try RawProducer(h, runID: "reuse-\(r)", experiment: "reuse", name: "r\(r)")
+            for i in 0..<20 {
+                try p.metric("k\(r)_a", 1, step: Int64(i))
+                try p.metric("k\(r)_b", context: "validation", 2, step: Int64(i))
+            }
+            try p.end()
+        }
+        try h.flush()
+        let dirs = h.runDirectories()
+        #expect(dirs.count == 4)
+        for dir in dirs {
+            let r = Int(dir.split(separator: "_").last!.dropFirst())!
+            let rows = h.read(dir + "/metrics.csv").split(separator: "\n").dropFirst()
+            #expect(rows.count == 40, "\(dir)")
+            let keys = Set(rows.map { $0.split(separator: ",", omittingEmptySubsequences: false)[3] })
+            #expect(keys == ["k\(r)_a", "k\(r)_b"], "\(dir): \(keys)")
+        }
+        #expect(h.stop() == 0)
+    }
+}
