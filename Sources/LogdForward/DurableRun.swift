@@ -122,7 +122,7 @@ package struct DurableMetrics {
             }
             var out: [(row: MetricRow?, header: Bool, segment: Int, end: Int)] = []
             let base = off
-            DurableMetrics.forEachRecord(buf, count: got) { fields, endIndex in
+            MetricsCSV.forEachRecord(buf, count: got) { fields, endIndex in
                 let isHeader = base == 0 && out.isEmpty && fields.first == Array("time".utf8)
                 out.append((row: isHeader ? nil : DurableMetrics.row(fields), header: isHeader, segment: seg, end: base + endIndex))
             }
@@ -138,63 +138,12 @@ package struct DurableMetrics {
 
     static func row(_ f: [[UInt8]]) -> MetricRow? {
         guard f.count >= 7, let nanos = ISOTime.parse(String(decoding: f[0], as: UTF8.self)),
-            let value = double(f[4])
+            let value = MetricsCSV.double(f[4])
         else { return nil }
         let step = f[1].isEmpty ? 0 : (Int64(String(decoding: f[1], as: UTF8.self)) ?? 0)
         let rank = Int64(String(decoding: f[5], as: UTF8.self)) ?? 0
         return MetricRow(
             timeMs: nanos / 1_000_000, step: step, context: String(decoding: f[2], as: UTF8.self),
             key: String(decoding: f[3], as: UTF8.self), value: value, rank: rank, source: String(decoding: f[6], as: UTF8.self))
-    }
-
-    static func double(_ f: [UInt8]) -> Double? {
-        let s = String(decoding: f, as: UTF8.self)
-        switch s {
-        case "nan": return .nan
-        case "-nan": return -Double.nan
-        case "inf": return .infinity
-        case "-inf": return -.infinity
-        default: return Double(s)
-        }
-    }
-
-    /// Calls `body` with the fields of every complete record (RFC 4180) and the index just past
-    /// its line end.
-    static func forEachRecord(_ bytes: [UInt8], count n: Int, _ body: ([[UInt8]], Int) -> Void) {
-        var fields: [[UInt8]] = []
-        var field: [UInt8] = []
-        var inQuotes = false
-        var i = 0
-        while i < n {
-            let b = bytes[i]
-            if inQuotes {
-                if b == 0x22 {
-                    if i + 1 < n, bytes[i + 1] == 0x22 {
-                        field.append(0x22)
-                        i += 1
-                    } else {
-                        inQuotes = false
-                    }
-                } else {
-                    field.append(b)
-                }
-            } else {
-                switch b {
-                case 0x22: inQuotes = true
-                case 0x2C:
-                    fields.append(field)
-                    field.removeAll(keepingCapacity: true)
-                case 0x0A:
-                    fields.append(field)
-                    field.removeAll(keepingCapacity: true)
-                    body(fields, i + 1)
-                    fields.removeAll(keepingCapacity: true)
-                case 0x0D:
-                    if !(i + 1 < n && bytes[i + 1] == 0x0A) { field.append(b) }
-                default: field.append(b)
-                }
-            }
-            i += 1
-        }
     }
 }

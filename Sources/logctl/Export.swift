@@ -211,7 +211,7 @@ struct TensorBoardExporter {
                 }
                 let t = columns["time"] ?? 0, s = columns["step"] ?? 1, c = columns["context"] ?? 2, k = columns["key"] ?? 3
                 let v = columns["value"] ?? 4, r = columns["rank"] ?? 5, src = columns["source"] ?? 6
-                guard fields.count > max(t, s, c, k, v), let value = Self.double(fields[v]) else {
+                guard fields.count > max(t, s, c, k, v), let value = MetricsCSV.double(fields[v]) else {
                     if failure == nil { failure = "\(path): a row that is not a metric (\(fields.count) fields)" }
                     return
                 }
@@ -240,17 +240,6 @@ struct TensorBoardExporter {
         }
         bar.finish()
         return Int(row)
-    }
-
-    static func double(_ f: [UInt8]) -> Double? {
-        let s = String(decoding: f, as: UTF8.self)
-        switch s {
-        case "nan": return .nan
-        case "-nan": return -Double.nan
-        case "inf": return .infinity
-        case "-inf": return -.infinity
-        default: return Double(s)
-        }
     }
 
     // MARK: main.log

@@ -245,13 +245,20 @@ public struct MetricsCSV {
         rows += 1
     }
 
-    /// Calls `body` with the fields of every complete record.
+    /// Calls `body` with the fields of every complete record (blank lines left out).
     public static func forEachRecord(_ bytes: [UInt8], _ body: ([[UInt8]]) -> Void) {
+        forEachRecord(bytes, count: bytes.count) { fields, _ in
+            if !(fields.count == 1 && fields[0].isEmpty) { body(fields) }
+        }
+    }
+
+    /// Calls `body` with the fields of every complete record (RFC 4180) among the first `n`
+    /// bytes, and the index just past its line end (a reader that resumes from an offset).
+    public static func forEachRecord(_ bytes: [UInt8], count n: Int, _ body: ([[UInt8]], Int) -> Void) {
         var fields: [[UInt8]] = []
         var field: [UInt8] = []
         var inQuotes = false
         var i = 0
-        let n = bytes.count
         while i < n {
             let b = bytes[i]
             if inQuotes {
@@ -274,7 +281,7 @@ public struct MetricsCSV {
                 case 0x0A:
                     fields.append(field)
                     field.removeAll(keepingCapacity: true)
-                    if !(fields.count == 1 && fields[0].isEmpty) { body(fields) }
+                    body(fields, i + 1)
                     fields.removeAll(keepingCapacity: true)
                 case 0x0D:
                     if !(i + 1 < n && bytes[i + 1] == 0x0A) { field.append(b) }
@@ -292,7 +299,7 @@ public struct MetricsCSV {
     }
 
     /// `nan`, `-nan`, `inf`, `-inf`, or a decimal number.
-    static func double(_ f: [UInt8]) -> Double? {
+    public static func double(_ f: [UInt8]) -> Double? {
         guard !f.isEmpty, f.count < 64 else { return nil }
         var buf = [CChar](repeating: 0, count: f.count + 1)
         for (i, b) in f.enumerated() { buf[i] = CChar(bitPattern: b) }
