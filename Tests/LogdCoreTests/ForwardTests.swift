@@ -162,25 +162,8 @@ struct ForwardTests {
 
     @Test("only LogdForward links libcurl: the daemon core and logctl do not reach CCurl")
     func graph() throws {
-        let manifest = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
-        var deps: [String: [String]] = [:]
-        for chunk in manifest.components(separatedBy: "arget(").dropFirst() {
-            let quoted = chunk.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
-                .filter { $0.offset % 2 == 1 }.map { String($0.element) }
-            guard let name = quoted.first else { continue }
-            var list: [String] = []
-            if let open = chunk.range(of: "dependencies: [") {
-                let rest = chunk[open.upperBound...]
-                let body = rest[..<(rest.firstIndex(of: "]") ?? rest.endIndex)]
-                list = body.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
-                    .filter { $0.offset % 2 == 1 }.map { String($0.element) }
-            }
-            deps[name] = list
-        }
-        func reaches(_ from: String, _ to: String, _ seen: inout Set<String>) -> Bool {
-            guard seen.insert(from).inserted else { return false }
-            return (deps[from] ?? []).contains { $0 == to || reaches($0, to, &seen) }
-        }
+        let deps = try PackageGraphTests.targetDependencies()
+        func reaches(_ from: String, _ to: String, _ seen: inout Set<String>) -> Bool { PackageGraphTests.reaches(deps, from, to, &seen) }
         #expect(deps.filter { $0.value.contains("CCurl") }.map(\.key) == ["LogdForward"])
         for name in ["LogdCore", "LogdRead", "LogSDK", "logctl", "wire-producer"] {
             var seen = Set<String>()

@@ -8,6 +8,34 @@ struct PackageGraphTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
+    /// Package.swift read as text (running `swift package` from inside `swift test` would wait
+    /// on the build folder's lock): each target declaration's name and the names in its
+    /// dependency list.
+    static func targetDependencies() throws -> [String: [String]] {
+        let manifest = try String(contentsOf: root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        var deps: [String: [String]] = [:]
+        for chunk in manifest.components(separatedBy: "arget(").dropFirst() {
+            let quoted = chunk.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
+                .filter { $0.offset % 2 == 1 }.map { String($0.element) }
+            guard let name = quoted.first else { continue }
+            var list: [String] = []
+            if let open = chunk.range(of: "dependencies: [") {
+                let rest = chunk[open.upperBound...]
+                let body = rest[..<(rest.firstIndex(of: "]") ?? rest.endIndex)]
+                list = body.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
+                    .filter { $0.offset % 2 == 1 }.map { String($0.element) }
+            }
+            deps[name] = list
+        }
+        return deps
+    }
+
+    /// Whether target `from` depends on `to`, directly or through other targets.
+    static func reaches(_ deps: [String: [String]], _ from: String, _ to: String, _ seen: inout Set<String>) -> Bool {
+        guard seen.insert(from).inserted else { return false }
+        return (deps[from] ?? []).contains { $0 == to || reaches(deps, $0, to, &seen) }
+    }
+
     private func run(_ arguments: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -24,28 +52,8 @@ struct PackageGraphTests {
 
     @Test("only LogdCore depends on CLibUV; LogdRead, LogdSystem, LogSDK and logctl do not reach it")
     func onlyTheDaemonImportsLibUV() throws {
-        // Package.swift read as text (running `swift package` from inside `swift test` would wait
-        // on the build folder's lock): each target declaration's name and the names in its
-        // dependency list.
-        let manifest = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
-        var deps: [String: [String]] = [:]
-        for chunk in manifest.components(separatedBy: "arget(").dropFirst() {
-            let quoted = chunk.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
-                .filter { $0.offset % 2 == 1 }.map { String($0.element) }
-            guard let name = quoted.first else { continue }
-            var list: [String] = []
-            if let open = chunk.range(of: "dependencies: [") {
-                let rest = chunk[open.upperBound...]
-                let body = rest[..<(rest.firstIndex(of: "]") ?? rest.endIndex)]
-                list = body.split(separator: "\"", omittingEmptySubsequences: false).enumerated()
-                    .filter { $0.offset % 2 == 1 }.map { String($0.element) }
-            }
-            deps[name] = list
-        }
-        func reaches(_ from: String, _ to: String, _ seen: inout Set<String>) -> Bool {
-            guard seen.insert(from).inserted else { return false }
-            return (deps[from] ?? []).contains { $0 == to || reaches($0, to, &seen) }
-        }
+        let deps = try Self.targetDependencies()
+        func reaches(_ from: String, _ to: String, _ seen: inout Set<String>) -> Bool { Self.reaches(deps, from, to, &seen) }
         let direct = deps.filter { $0.value.contains("CLibUV") }.map(\.key)
         #expect(direct == ["LogdCore"], "\(deps)")
         for name in ["LogdRead", "LogdSystem", "LogSDK", "Wire", "logctl", "wire-producer", "TensorBoardEvents"] {
