@@ -178,7 +178,12 @@ class Run:
         self._buf.on_error = self._report_drain_errors
         # Where log_metric puts a sample: the pending list's extend, or a stand-in while this
         # is a forked child that has not started its session, or once the run is closed.
+        # Changed only through _route, which also repoints the fast log_metric below.
         self._emit: Callable[[Tuple[Any, ...]], None] = self._buf.pending.extend
+        self._route_fast: Callable[[Callable[[Tuple[Any, ...]], None]], None] = _no_route
+        if type(self).log_metric is Run.log_metric:  # a subclass's own log_metric stays in charge
+            fast, self._route_fast = _fast_log_metric(self._train_ids, self._emit, self._metric_slow)
+            self.log_metric = fast  # type: ignore[method-assign]  # on purpose: see _fast_log_metric
         self._sender = self._make_sender()
         self._append(wire.run_start(start_time=_time_ns(), **self._start_fields))
         if config:
@@ -200,6 +205,9 @@ class Run:
     def log_metric(self, key: str, value: float, step: Optional[int] = None,
                    context: Any = "training", source: Optional[str] = None) -> None:
         """Logs one sample of metric ``key`` (in ``context``, from ``source``) at ``step``."""
+        # A run's own log_metric is the closure _fast_log_metric installs on the instance (the
+        # same steps with fewer lookups); this method serves Run.log_metric(run, ...) and a
+        # subclass that calls super().log_metric.
         # The common call (a float, in training, from no source, a key seen before) appends four
         # items to the run's pending list and returns: no lock, no packing. The sender packs
         # them into METRIC_BATCH frames (FrameBuffer.drain). Everything else: _metric_slow.
@@ -247,6 +255,11 @@ class Run:
             self._bad_call("log_metric(%r)" % (key,), exc)
             return
         self._emit((kid, step, ts, value))
+
+    def _route(self, emit: Callable[[Tuple[Any, ...]], None]) -> None:
+        """Points ``_emit`` and the fast ``log_metric`` at ``emit``."""
+        self._emit = emit
+        self._route_fast(emit)
 
     def _pending_closed(self, entry: Tuple[Any, ...]) -> None:
         """``_emit`` once RUN_END is in the buffer: a late sample is ignored."""
@@ -557,7 +570,7 @@ class Run:
         try:  # RUN_END and closing in one hold: no other thread's record can follow it
             b.append(wire.run_end(code, _time_ns()), force=True)  # after the pending metrics
             self._closed = b.closed = True
-            self._emit = self._pending_closed  # a late log_metric is ignored
+            self._route(self._pending_closed)  # a late log_metric is ignored
         finally:
             b.lock.release()
         if b.errors:
@@ -700,18 +713,64 @@ class Run:
         self._pid = os.getpid()
         self._child_pending = True
         # The next metric starts the session (a closed run stays closed).
-        self._emit = self._pending_closed if self._closed else self._pending_in_child
+        self._route(self._pending_closed if self._closed else self._pending_in_child)
 
     def _start_child_session(self) -> None:
         """First record in a forked child (buffer lock held): a new session, a new RUN_START."""
         self._child_pending = False
         b = self._buf
-        self._emit = b.pending.extend
+        self._route(b.pending.extend)
         self._sender = self._make_sender()
         b.append(wire.run_start(start_time=_time_ns(), **self._start_fields), force=True)
         self._sender.start()
         _register_child_exit(self)
         _install_sigterm()
+
+
+def _no_route(emit: Callable[[Tuple[Any, ...]], None]) -> None:
+    """``Run._route_fast`` of a subclass that defines its own ``log_metric``: nothing to repoint."""
+
+
+def _fast_log_metric(train_ids: Dict[str, int], emit: Callable[[Tuple[Any, ...]], None],
+                     slow: Callable[..., None]) -> Tuple[Callable[..., None], Callable[[Callable[[Tuple[Any, ...]], None]], None]]:
+    """A run's ``log_metric`` (installed on the instance, so ``run.log_metric`` finds it before
+    the method) and the function that repoints it (``Run._route``).
+
+    The same steps as ``Run.log_metric``, but everything the common call needs -- the key-id
+    dict, the pending list's ``extend``, the clock, ``type`` and ``float`` -- is a closure
+    variable (one indexed load each), not an attribute of ``self`` or a global, and there is no
+    bound method to build; the default context is tested by identity first, by ``==`` only when
+    it is another object (``Context.TRAINING``, a string built at run time). ``emit`` is a cell
+    that ``route`` rebinds: a function taken from ``run.log_metric`` before a fork or ``finish``
+    follows the run to its child's session or to the closed state, as the method would.
+
+    Free-threaded builds: the sample is still one ``list.extend`` of one tuple (atomic), and the
+    cell is read once per call, so a call sees either the old or the new ``emit``, as with an
+    attribute; a sample that reaches the old list after the run closed is dropped by the drain
+    (``FrameBuffer.closed``)."""
+    _type = type
+    _float = float
+    time_ns = _time_ns
+    training = "training"
+
+    def log_metric(key: str, value: float, step: Optional[int] = None,
+                   context: Any = training, source: Optional[str] = None) -> None:
+        try:
+            if _type(value) is _float and (context is training or context == training) and source is None:
+                emit((train_ids[key], step, time_ns(), value))
+                return
+        except Exception:  # a new or unhashable key, an odd context: the slow path says what
+            pass
+        slow(key, value, step, context, source, None)
+
+    def route(new_emit: Callable[[Tuple[Any, ...]], None]) -> None:
+        nonlocal emit
+        emit = new_emit
+
+    log_metric.__doc__ = Run.log_metric.__doc__
+    log_metric.__qualname__ = Run.log_metric.__qualname__
+    log_metric.__module__ = Run.log_metric.__module__
+    return log_metric, route
 
 
 def _rejoin(run_id: str, experiment: str, name: str, socket: str, sink: str, tags: Sequence[str],
