@@ -35,6 +35,28 @@ package enum Posix {
         }
     }
 
+    /// Writes the pieces in order with writev (up to IOV_MAX at a time), through short writes.
+    package static func writeAll(_ fd: Int32, _ pieces: [UnsafeRawBufferPointer]) throws(SystemError) {
+        var vectors = pieces.filter { !$0.isEmpty }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        var first = 0
+        while first < vectors.count {
+            let n = vectors.withUnsafeMutableBufferPointer { v in writev(fd, v.baseAddress! + first, Int32(min(v.count - first, 1024))) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("write")
+            }
+            var left = n
+            while first < vectors.count, left >= vectors[first].iov_len {
+                left -= vectors[first].iov_len
+                first += 1
+            }
+            if left > 0 {
+                vectors[first].iov_base += left
+                vectors[first].iov_len -= left
+            }
+        }
+    }
+
     package static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
         let r = bytes.withUnsafeBytes { raw in Result { () throws(SystemError) in try writeAll(fd, raw) } }
         try r.get()
@@ -109,6 +131,11 @@ package enum Posix {
     /// Replaces `name` in `dirfd` atomically: temp file, fsync, rename, directory fsync.
     /// A crash leaves the old file or the new one, never half of one.
     package static func replaceFile(_ dirfd: Int32, _ name: String, _ bytes: [UInt8], sync: Bool = true) throws(SystemError) {
+        let r = bytes.withUnsafeBytes { raw in Result { () throws(SystemError) in try replaceFile(dirfd, name, raw, sync: sync) } }
+        try r.get()
+    }
+
+    package static func replaceFile(_ dirfd: Int32, _ name: String, _ bytes: UnsafeRawBufferPointer, sync: Bool = true) throws(SystemError) {
         let temp = ".\(name).tmp"
         if let fault = FaultPoints.writeError(name) { throw fault }
         let fd = openat(dirfd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o666)

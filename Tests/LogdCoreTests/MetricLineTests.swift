@@ -48,7 +48,6 @@ import LogdSystem
     @Test("times: ISO-8601 with milliseconds as ISOTimeFormatter writes it, across seconds, before 1970 and at the Int64 edges")
     func times() {
         var f = MetricLineFormatter()
-        defer { f.release() }
         var samples: [Int64] = [0, -1, 1, 999_999_999, 1_000_000_000, -1_000_000_000, -1_000_000_001, .max, .min, 1_700_000_000_123_456_789]
         for _ in 0..<5_000 { samples.append(Int64.random(in: .min ... .max)) }
         var t: Int64 = 1_700_000_000_000_000_000

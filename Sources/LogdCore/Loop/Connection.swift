@@ -35,9 +35,11 @@ final class Connection {
     var nextSeq: UInt64 = 1
     var session: SessionID?
     var rank: Int32 = 0
-    /// Connection key id → daemon-wide key index: ids below `denseKeyIDs` (SDKs number their
-    /// keys 0, 1, 2, …) in an array, the rest in a dictionary. Forgotten when the session
-    /// starts another run (key indices belong to a run).
+    /// Connection key id → daemon-wide key index: ids below `denseKeyIDs`, or below twice the
+    /// keys defined (SDKs number their keys 0, 1, 2, …), in an array, the rest in a dictionary.
+    /// So the array costs at most 8 bytes per defined key beyond the first 16 KiB, and the keys
+    /// are bounded per run and daemon-wide. Forgotten when the session starts another run (key
+    /// indices belong to a run).
     private(set) var denseKeys: [Int32] = []
     private var sparseKeys: [UInt32: Int32] = [:]
     private(set) var definedKeys = 0
@@ -117,14 +119,16 @@ final class Connection {
     func keyIndex(_ id: UInt32) -> Int32? {
         if id < UInt32(truncatingIfNeeded: denseKeys.count) {
             let v = denseKeys[Int(id)]
-            return v == Connection.undefinedKey ? nil : v
+            if v != Connection.undefinedKey { return v }
         }
-        return id < Connection.denseKeyIDs ? nil : sparseKeys[id]
+        // An id the array did not cover when it was defined stays in the dictionary.
+        return sparseKeys.isEmpty ? nil : sparseKeys[id]
     }
 
     func setKey(_ id: UInt32, _ index: Int32) {
         if keyIndex(id) == nil { definedKeys += 1 }
-        if id < Connection.denseKeyIDs {
+        if id < Connection.denseKeyIDs || UInt64(id) < 2 * UInt64(definedKeys) {
+            sparseKeys[id] = nil
             if Int(id) >= denseKeys.count { denseKeys += repeatElement(Connection.undefinedKey, count: Int(id) + 1 - denseKeys.count) }
             denseKeys[Int(id)] = index
         } else {

@@ -198,7 +198,7 @@ extension Server {
                 return protocolError(conn, code: .protocolViolation, message: "metric key id \(m.keyID) was never defined")
             }
             if key == Server.refusedKey { return refuse(conn, "a metric of a refused key") }
-            enqueue(.metric(key: key, m))
+            enqueueMetric(Metric(keyID: UInt32(bitPattern: key), step: m.step, timestamp: m.timestamp, value: m.value))
         case .metricBatch(let ms):
             for m in ms {
                 guard let key = conn.keyIndex(m.keyID) else {
@@ -208,7 +208,7 @@ extension Server {
                     refuse(conn, "a metric of a refused key")
                     continue
                 }
-                enqueue(.metric(key: key, m))
+                enqueueMetric(Metric(keyID: UInt32(bitPattern: key), step: m.step, timestamp: m.timestamp, value: m.value))
             }
             // The frame counted as one record above; a batch counts each of its metrics.
             totalRecords += UInt64(max(0, ms.count - 1))

@@ -143,6 +143,9 @@ public final class Server: @unchecked Sendable {
     var copiesInFlight = 0
     static let maxCopiesInFlight = 256
     private var batch: [WriterItem] = []
+    /// Metrics after the last item of `batch`, handed over as one `.metrics` item
+    /// (`sealMetrics`) before anything else is batched, so the order is kept.
+    private var batchMetrics: [Metric] = []
     private var batchBytes = 0
     /// Bytes of the frame being handled, so items that carry it are weighed by it.
     var frameBytes = 0
@@ -413,12 +416,18 @@ public final class Server: @unchecked Sendable {
 
     private func decodeFrames(_ conn: Connection) {
         while conn.state != .closed {
-            if conn.bufferedBytes >= Server.metricFrameBytes, let state = conn.sessionState, fastMetrics(conn, state) {
-                if batch.count >= 4096 {
-                    markReceived(conn)
-                    flushBatch()
+            if conn.bufferedBytes >= Server.metricFrameBytes, let state = conn.sessionState, let run = fastRun(conn, state) {
+                // The session and its run held once for a stretch of metric frames (each lookup
+                // is a retain and a release).
+                var taken = false
+                while conn.bufferedBytes >= Server.metricFrameBytes, fastMetrics(conn, state, run) {
+                    taken = true
+                    if batch.count + batchMetrics.count >= 4096 {
+                        markReceived(conn)
+                        flushBatch()
+                    }
                 }
-                continue
+                if taken { continue }
             }
             let available = UnsafeRawBufferPointer(start: conn.buffer + conn.start, count: conn.bufferedBytes)
             let decoded: (record: Record, consumed: Int)?
@@ -451,7 +460,7 @@ public final class Server: @unchecked Sendable {
             conn.start += consumed
             frameBytes = consumed
             handle(record, on: conn)
-            if batch.count >= 4096 {
+            if batch.count + batchMetrics.count >= 4096 {
                 markReceived(conn)
                 flushBatch()
             }
@@ -472,24 +481,27 @@ public final class Server: @unchecked Sendable {
     /// defined. Decoded from the buffer straight into writer items: no `Record`, no hashing.
     /// Anything else (or any doubt) returns false and takes the general path, which decodes
     /// and checks everything.
+    /// The run of a producer's session for `fastMetrics`, when it has one.
     @inline(__always)
-    private func fastMetrics(_ conn: Connection, _ state: SessionState) -> Bool {
-        guard conn.state == .producer else { return false }
+    private func fastRun(_ conn: Connection, _ state: SessionState) -> RunState? {
+        guard conn.state == .producer, let runIndex = state.run else { return nil }
+        if conn.runEpoch == runsEpoch, conn.cachedRunIndex == runIndex, let cached = conn.cachedRun { return cached }
+        guard let found = runs[runIndex] else { return nil }
+        conn.cachedRun = found
+        conn.cachedRunIndex = runIndex
+        conn.runEpoch = runsEpoch
+        return found
+    }
+
+    @inline(__always)
+    private func fastMetrics(_ conn: Connection, _ state: SessionState, _ run: RunState) -> Bool {
+        // Still the session's run (a frame taken on the general path may have changed it).
+        guard conn.state == .producer, state.run == conn.cachedRunIndex, conn.runEpoch == runsEpoch else { return false }
         let p = UnsafeRawPointer(conn.buffer + conn.start)
         let length = Int(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
         let kind = p.load(fromByteOffset: 4, as: UInt8.self)
         let seq = conn.nextSeq
-        guard seq == state.received &+ 1, seq < Server.maxSeq, let runIndex = state.run else { return false }
-        let run: RunState
-        if conn.runEpoch == runsEpoch, conn.cachedRunIndex == runIndex, let cached = conn.cachedRun {
-            run = cached
-        } else {
-            guard let found = runs[runIndex] else { return false }
-            conn.cachedRun = found
-            conn.cachedRunIndex = runIndex
-            conn.runEpoch = runsEpoch
-            run = found
-        }
+        guard seq == state.received &+ 1, seq < Server.maxSeq else { return false }
         let body = p + 5
         if kind == FrameKind.metric.rawValue, length == 1 + Metric.bodyBytes {
             guard let key = conn.keyIndex(UInt32(littleEndian: body.loadUnaligned(as: UInt32.self))), key >= 0 else { return false }
@@ -535,12 +547,26 @@ public final class Server: @unchecked Sendable {
     /// One METRIC body (28 bytes: key id, step, timestamp, value) for the writer.
     @inline(__always)
     private func enqueueMetric(_ key: Int32, _ body: UnsafeRawPointer) {
-        let m = Metric(
-            keyID: 0, step: Int64(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: Int64.self)),
-            timestamp: Int64(littleEndian: body.loadUnaligned(fromByteOffset: 12, as: Int64.self)),
-            value: Double(bitPattern: UInt64(littleEndian: body.loadUnaligned(fromByteOffset: 20, as: UInt64.self))))
-        batch.append(.metric(key: key, m))
-        batchBytes += MemoryLayout<WriterItem>.stride
+        enqueueMetric(
+            Metric(
+                keyID: UInt32(bitPattern: key), step: Int64(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: Int64.self)),
+                timestamp: Int64(littleEndian: body.loadUnaligned(fromByteOffset: 12, as: Int64.self)),
+                value: Double(bitPattern: UInt64(littleEndian: body.loadUnaligned(fromByteOffset: 20, as: UInt64.self)))))
+    }
+
+    /// A metric for the writer, its `keyID` replaced by the writer's key index.
+    @inline(__always)
+    func enqueueMetric(_ m: Metric) {
+        batchMetrics.append(m)
+        batchBytes += MemoryLayout<Metric>.stride
+    }
+
+    /// The metrics batched since the last item go into `batch` as one item.
+    @inline(__always)
+    private func sealMetrics() {
+        guard !batchMetrics.isEmpty else { return }
+        batch.append(.metrics(batchMetrics))
+        batchMetrics.removeAll(keepingCapacity: true)
     }
 
     func protocolError(_ conn: Connection, code: ErrorCode, message: String, wire: WireError? = nil) {
@@ -603,6 +629,7 @@ public final class Server: @unchecked Sendable {
     /// (`decodeFrames`, the end of each event), never between a frame's records and the mark
     /// that follows them: a checkpoint must never cover records its frame numbers do not.
     func enqueue(_ item: WriterItem) {
+        sealMetrics()
         batch.append(item)
         batchBytes += item.weight(frameBytes: frameBytes)
     }
@@ -615,6 +642,7 @@ public final class Server: @unchecked Sendable {
     }
 
     func flushBatch() {
+        sealMetrics()
         guard !batch.isEmpty else { return }
         let queued = writer.enqueue(batch, bytes: batchBytes)
         batch.removeAll(keepingCapacity: true)

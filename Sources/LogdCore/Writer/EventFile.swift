@@ -93,12 +93,21 @@ final class EventFile {
     /// its step in TensorBoard when it has none.
     @inline(__always)
     func scalar(_ m: Metric, slot: Int32, row: UInt64) {
+        scalar(m, tag: slots + Int(slot), buffer: buffer, row: row)
+    }
+
+    /// `scalar` with the tag and the buffer looked up once for a stretch of one key's metrics.
+    @inline(__always)
+    func scalar(_ m: Metric, tag: UnsafeMutablePointer<ScalarTag>, buffer: EventBuffer, row: UInt64) {
         let before = buffer.count
         let step = m.step != WireProtocol.noStep ? m.step : Int64(truncatingIfNeeded: row)
         let wall = Double(m.timestamp) / 1e9
-        slots[Int(slot)].append(to: buffer, wallTime: wall, step: step, value: m.value)
+        tag.pointee.append(to: buffer, wallTime: wall, step: step, value: m.value)
         appended(buffer.count - before)
     }
+
+    /// The slot's tag, valid until the next `slot(context:key:source:rank:)`.
+    func tag(_ slot: Int32) -> UnsafeMutablePointer<ScalarTag> { slots + Int(slot) }
 
     /// One main.log line, as the text summary `logs/main.log`; `row`: its 0-based line number in
     /// main.log, its step.
@@ -330,15 +339,6 @@ extension Writer {
         guard k >= 0 else { return }
         if k >= eventSlots.count { eventSlots += repeatElement(-1, count: k + 1 - eventSlots.count) }
         eventSlots[k] = run?.events?.slot(context: key.context, key: key.key, source: key.source, rank: rank) ?? -1
-    }
-
-    /// After a metric's metrics.csv line: its scalar event (its row: `metricCount - 1`).
-    @inline(__always)
-    func eventMetric(_ m: Metric, keyIndex: Int32, run: RunFiles) {
-        guard let events = run.events else { return }
-        let k = Int(keyIndex)
-        guard k < eventSlots.count, eventSlots[k] >= 0 else { return }
-        events.scalar(m, slot: eventSlots[k], row: run.metricCount &- 1)
     }
 
     /// After a main.log line: its text event.

@@ -129,7 +129,10 @@ enum MetricFiles {
         nonisolated(unsafe) static var buffered = 0  // writer-confined
 
         let rundirfd: Int32
-        private var rows: [Rows?] = []
+        /// Each key's rows (by summary index): raw slots, so the writer appends through a
+        /// pointer with no retain or uniqueness check (`slot(_:)`). A slot of capacity 0 is unused.
+        private var slots: UnsafeMutablePointer<RowBuffer> = .allocate(capacity: 0)
+        private var slotCount = 0
         private var runBuffered = 0
         private var journaled = false
         private(set) var usable = true
@@ -137,33 +140,47 @@ enum MetricFiles {
 
         init(rundirfd: Int32) { self.rundirfd = rundirfd }
 
-        deinit { KeyRows.buffered -= runBuffered }
+        deinit {
+            KeyRows.buffered -= runBuffered
+            freeSlots()
+        }
 
-        /// Appends the row of the line `f` just formatted to key `summary`'s rows.
+        private func freeSlots() {
+            for i in 0..<slotCount where slots[i].capacity > 0 { slots[i].base.deallocate() }
+            slots.deallocate()
+            slots = .allocate(capacity: 0)
+            slotCount = 0
+        }
+
+        /// Key `summary`'s rows, to append rows to (`RowBuffer.appendRow`, then `added`); valid
+        /// until the next call. Nil once collecting was abandoned.
         @inline(__always)
-        func append(_ summary: Int, _ f: MetricLineFormatter) {
+        func slot(_ summary: Int) -> UnsafeMutablePointer<RowBuffer>? {
+            guard usable else { return nil }
+            if summary >= slotCount { growSlots(summary + 1) }
+            if slots[summary].capacity == 0 { slots[summary] = RowBuffer(capacity: 256) }
+            return slots + summary
+        }
+
+        private func growSlots(_ needed: Int) {
+            let count = Swift.max(needed, 2 * slotCount, 16)
+            let bigger = UnsafeMutablePointer<RowBuffer>.allocate(capacity: count)
+            bigger.moveInitialize(from: slots, count: slotCount)
+            (bigger + slotCount).initialize(repeating: RowBuffer.unused, count: count - slotCount)
+            slots.deallocate()
+            slots = bigger
+            slotCount = count
+        }
+
+        /// Bytes that may be appended before `added` must be told (it writes the journal then).
+        var budget: Int { Swift.min(KeyRows.runBytes - runBuffered, KeyRows.totalBytes - KeyRows.buffered) }
+
+        /// `n` rows of `bytes` were appended through `slot(_:)`: past the budget, the journal.
+        func added(rows n: Int, bytes: Int) {
             guard usable else { return }
-            if summary >= rows.count { rows += repeatElement(nil, count: summary + 1 - rows.count) }
-            let r: Rows
-            if let existing = rows[summary] {
-                r = existing
-            } else {
-                r = Rows([])
-                rows[summary] = r
-            }
-            let s = UnsafeRawPointer(f.scratch)
-            let before = r.count
-            r.append(
-                UnsafeRawBufferPointer(start: s + f.timeEnd + 1, count: f.stepEnd - f.timeEnd - 1),
-                UnsafeRawBufferPointer(start: s + f.valueStart, count: f.valueEnd - f.valueStart),
-                UnsafeRawBufferPointer(start: s, count: f.timeEnd),
-                // `,rank,source\n` without its first comma and LF: append adds them back.
-                UnsafeRawBufferPointer(start: s + f.valueEnd + 1, count: f.lineBytes - f.valueEnd - 2),
-                UnsafeRawBufferPointer(start: nil, count: 0), lastFields: 4)
-            count += 1
-            let added = r.count - before
-            runBuffered += added
-            KeyRows.buffered += added
+            count += UInt64(n)
+            runBuffered += bytes
+            KeyRows.buffered += bytes
             if runBuffered >= KeyRows.runBytes || KeyRows.buffered >= KeyRows.totalBytes {
                 do { try writeJournal() } catch { abandon() }
             }
@@ -172,14 +189,13 @@ enum MetricFiles {
         /// Appends every key's buffered rows to the journal in one write.
         private func writeJournal() throws(SystemError) {
             guard runBuffered > 0 else { return }
-            var out: [UInt8] = []
-            out.reserveCapacity(runBuffered + 8 * rows.count)
-            for (i, r) in rows.enumerated() {
-                guard let r, r.count > 0 else { continue }
-                withUnsafeBytes(of: UInt32(i).littleEndian) { out.append(contentsOf: $0) }
-                withUnsafeBytes(of: UInt32(r.count).littleEndian) { out.append(contentsOf: $0) }
-                out.append(contentsOf: r.bytes)
-                r.removeAll()
+            // `[u32 key][u32 length]` before each key's rows, written with the rows in place.
+            var headers: [UInt32] = []
+            var chunks: [UnsafeRawBufferPointer] = []
+            for i in 0..<slotCount where slots[i].count > 0 {
+                headers.append(UInt32(i).littleEndian)
+                headers.append(UInt32(slots[i].count).littleEndian)
+                chunks.append(UnsafeRawBufferPointer(slots[i].bytes))
             }
             let dirfd = try Posix.makeDirectory(rundirfd, MetricFiles.directory)
             defer { close(dirfd) }
@@ -188,43 +204,69 @@ enum MetricFiles {
             if fd < 0 { throw SystemError("open", path: MetricFiles.directory + "/" + KeyRows.journalName) }
             defer { close(fd) }
             journaled = true
+            let r = headers.withUnsafeBytes { h in
+                Result { () throws(SystemError) in
+                    var pieces: [UnsafeRawBufferPointer] = []
+                    pieces.reserveCapacity(2 * chunks.count)
+                    for (j, chunk) in chunks.enumerated() {
+                        pieces.append(UnsafeRawBufferPointer(rebasing: h[(8 * j)..<(8 * j + 8)]))
+                        pieces.append(chunk)
+                    }
+                    try Posix.writeAll(fd, pieces)
+                }
+            }
+            for i in 0..<slotCount {
+                slots[i].journaled += slots[i].count
+                slots[i].count = 0
+            }
             KeyRows.buffered -= runBuffered
             runBuffered = 0
-            try Posix.writeAll(fd, out)
+            try r.get()
         }
 
         /// The run ended: the journal's chunks, then the rows still buffered, into `out`'s files.
         func finish(into out: inout Output) throws(SystemError) -> UInt64 {
+            for i in 0..<Swift.min(slotCount, out.names.count) { out.reserve(i, slots[i].journaled + slots[i].count) }
             if journaled {
                 let fd = openat(out.dirfd, KeyRows.journalName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
                 if fd < 0 { throw SystemError("open", path: MetricFiles.directory + "/" + KeyRows.journalName) }
                 defer { close(fd) }
-                let header = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
-                defer { header.deallocate() }
-                var chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
-                defer { chunk.deallocate() }
-                while true {
-                    let n = try KeyRows.readFully(fd, header, 8)
-                    if n == 0 { break }
-                    guard n == 8 else { throw SystemError("read", errno: EIO, path: KeyRows.journalName) }
-                    let key = Int(UInt32(littleEndian: header.load(as: UInt32.self)))
-                    let length = Int(UInt32(littleEndian: header.load(fromByteOffset: 4, as: UInt32.self)))
-                    guard key < out.names.count, length <= KeyRows.runBytes + (1 << 20) else {
-                        throw SystemError("read", errno: EIO, path: KeyRows.journalName)
+                // Read in big blocks (a journal of many keys holds many small chunks), each chunk's
+                // rows handed on as they lie in the block: a file's rows are a plain byte stream.
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 8)
+                defer { buffer.deallocate() }
+                var start = 0
+                var filled = 0
+                /// Makes at least `count` (at most 8) bytes available at `start`; false at the end.
+                func available(_ count: Int) throws(SystemError) -> Bool {
+                    if filled - start >= count { return true }
+                    if start > 0 {
+                        buffer.copyMemory(from: buffer + start, byteCount: filled - start)
+                        filled -= start
+                        start = 0
                     }
-                    if chunk.count < length {
-                        chunk.deallocate()
-                        chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 8)
-                    }
-                    guard try KeyRows.readFully(fd, chunk.baseAddress!, length) == length else {
-                        throw SystemError("read", errno: EIO, path: KeyRows.journalName)
-                    }
-                    try out.appendRows(key, UnsafeRawBufferPointer(start: chunk.baseAddress, count: length))
+                    filled += try KeyRows.read(fd, buffer + filled, capacity: (1 << 20) - filled, atLeast: count - filled)
+                    return filled >= count
                 }
+                while try available(8) {
+                    let key = Int(UInt32(littleEndian: (buffer + start).loadUnaligned(as: UInt32.self)))
+                    var left = Int(UInt32(littleEndian: (buffer + start).loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+                    guard key < out.names.count, left <= KeyRows.runBytes + (1 << 20) else {
+                        throw SystemError("read", errno: EIO, path: KeyRows.journalName)
+                    }
+                    start += 8
+                    while left > 0 {
+                        guard try available(1) else { throw SystemError("read", errno: EIO, path: KeyRows.journalName) }
+                        let piece = Swift.min(left, filled - start)
+                        try out.appendRows(key, UnsafeRawBufferPointer(start: buffer + start, count: piece))
+                        start += piece
+                        left -= piece
+                    }
+                }
+                guard filled == start else { throw SystemError("read", errno: EIO, path: KeyRows.journalName) }
             }
-            for (i, r) in rows.enumerated() {
-                guard let r, r.count > 0, i < out.names.count else { continue }
-                try out.appendRows(i, UnsafeRawBufferPointer(r.bytes))
+            for i in 0..<slotCount where slots[i].count > 0 && i < out.names.count {
+                try out.appendRows(i, UnsafeRawBufferPointer(slots[i].bytes))
             }
             try out.finish()
             unlinkat(out.dirfd, KeyRows.journalName, 0)
@@ -239,7 +281,7 @@ enum MetricFiles {
             usable = false
             KeyRows.buffered -= runBuffered
             runBuffered = 0
-            rows = []
+            freeSlots()
             let dirfd = openat(rundirfd, MetricFiles.directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if dirfd >= 0 {
                 KeyRows.removeTemps(dirfd)
@@ -247,11 +289,12 @@ enum MetricFiles {
             }
         }
 
-        /// Reads `count` bytes from `fd` into `p`; returns the bytes read (fewer only at the end).
-        static func readFully(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ count: Int) throws(SystemError) -> Int {
+        /// Reads up to `capacity` bytes (at least `atLeast` unless the file ends first) from `fd`
+        /// into `p`; returns the bytes read.
+        static func read(_ fd: Int32, _ p: UnsafeMutableRawPointer, capacity: Int, atLeast: Int) throws(SystemError) -> Int {
             var done = 0
-            while done < count {
-                let n = Glibc.read(fd, p + done, count - done)
+            while done < atLeast {
+                let n = Glibc.read(fd, p + done, capacity - done)
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw SystemError("read", path: MetricFiles.directory + "/" + journalName)
@@ -268,25 +311,34 @@ enum MetricFiles {
         }
     }
 
-    /// One metric file's rows not yet written: raw memory, so a row is five memcpys (callgrind:
-    /// `[[UInt8]]` appends cost ~400 instructions per row in uniqueness checks and generic code).
-    final class Rows {
-        private(set) var base: UnsafeMutablePointer<UInt8>
-        private(set) var count = 0
-        private var capacity: Int
+    /// Rows not yet written, in raw memory managed by its owner (`Rows`, or a `KeyRows` slot):
+    /// a row is a few stores (callgrind: `[[UInt8]]` appends cost ~400 instructions per row in
+    /// uniqueness checks and generic code).
+    struct RowBuffer {
+        var base: UnsafeMutablePointer<UInt8>
+        var count = 0
+        var capacity: Int
+        /// Bytes of these rows already in the journal (KeyRows), so the run's end sizes each
+        /// file's buffer once.
+        var journaled = 0
 
-        init(_ initial: [UInt8]) {
-            capacity = max(256, initial.count)
+        init(capacity: Int) {
+            self.capacity = capacity
             base = .allocate(capacity: capacity)
-            append(initial)
         }
 
-        deinit { base.deallocate() }
+        private init(base: UnsafeMutablePointer<UInt8>) {
+            self.base = base
+            capacity = 0
+        }
+
+        /// A slot not in use: capacity 0, nothing to free.
+        nonisolated(unsafe) static let unused = RowBuffer(base: .allocate(capacity: 1))
 
         var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: base, count: count) }
 
         @inline(__always)
-        func reserve(_ more: Int) {
+        mutating func reserve(_ more: Int) {
             guard count + more > capacity else { return }
             capacity = max(capacity * 2, count + more)
             let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
@@ -294,6 +346,45 @@ enum MetricFiles {
             base.deallocate()
             base = bigger
         }
+
+        /// Appends the per-key row of the metrics.csv line at `line`, its fields at `f`
+        /// (`step,value,time,rank,source`); returns its bytes. Fields of up to 32 bytes are
+        /// copied as two 16-byte words (the line's buffer and this one keep that much slack).
+        @inline(__always)
+        mutating func appendRow(_ f: MetricLineFields, line: UnsafePointer<UInt8>) -> Int {
+            let tail = f.lineBytes - f.valueEnd - 1  // `rank,source\n`
+            reserve(f.lineBytes + 2 * ShortCopy.slack)
+            let s = UnsafeRawPointer(line)
+            let start = UnsafeMutableRawPointer(base + count)
+            var p = ShortCopy.copy(start, s + f.timeEnd + 1, f.stepEnd - f.timeEnd - 1)
+            p.storeBytes(of: 0x2C, as: UInt8.self)
+            p = ShortCopy.copy(p + 1, s + f.valueStart, f.valueEnd - f.valueStart)
+            p.storeBytes(of: 0x2C, as: UInt8.self)
+            p = ShortCopy.copy(p + 1, s, f.timeEnd)
+            p.storeBytes(of: 0x2C, as: UInt8.self)
+            p = ShortCopy.copy(p + 1, s + f.valueEnd + 1, tail)
+            let added = p - start
+            count += added
+            return added
+        }
+    }
+
+    /// One metric file's rows not yet written (the split's output buffers).
+    final class Rows {
+        private var storage: RowBuffer
+
+        init(_ initial: [UInt8]) {
+            storage = RowBuffer(capacity: max(256, initial.count))
+            append(initial)
+        }
+
+        deinit { storage.base.deallocate() }
+
+        var count: Int { storage.count }
+        var bytes: UnsafeBufferPointer<UInt8> { storage.bytes }
+
+        @inline(__always)
+        func reserve(_ more: Int) { storage.reserve(more) }
 
         /// Appends one row: the fields joined by `,`, then LF (`lastFields` 4: `e` is left out,
         /// for a `d` that already holds two fields).
@@ -303,7 +394,7 @@ enum MetricFiles {
             _ e: UnsafeRawBufferPointer, lastFields: Int = 5
         ) {
             reserve(a.count + b.count + c.count + d.count + e.count + 5)
-            var p = base + count
+            var p = storage.base + storage.count
             @inline(__always) func put(_ f: UnsafeRawBufferPointer, _ end: UInt8) {
                 if let src = f.baseAddress { memcpy(p, src, f.count) }
                 p += f.count
@@ -319,25 +410,25 @@ enum MetricFiles {
                 put(d, 0x2C)
                 put(e, 0x0A)
             }
-            count = p - base
+            storage.count = p - storage.base
         }
 
         func append(_ bytes: UnsafeRawBufferPointer) {
             guard let src = bytes.baseAddress, !bytes.isEmpty else { return }
             reserve(bytes.count)
-            UnsafeMutableRawPointer(base + count).copyMemory(from: src, byteCount: bytes.count)
-            count += bytes.count
+            UnsafeMutableRawPointer(storage.base + storage.count).copyMemory(from: src, byteCount: bytes.count)
+            storage.count += bytes.count
         }
 
         func append(_ bytes: [UInt8]) {
             bytes.withUnsafeBufferPointer { src in
                 reserve(src.count)
-                if let s = src.baseAddress { (base + count).update(from: s, count: src.count) }
-                count += src.count
+                if let s = src.baseAddress { (storage.base + storage.count).update(from: s, count: src.count) }
+                storage.count += src.count
             }
         }
 
-        func removeAll() { count = 0 }
+        func removeAll() { storage.count = 0 }
     }
 
     /// The per-file buffers and temp files.
@@ -376,8 +467,18 @@ enum MetricFiles {
             }
         }
 
+        /// Room for `bytes` more in file `i`'s buffer (up to what it holds before it is written).
+        func reserve(_ i: Int, _ bytes: Int) {
+            buffers[i].reserve(Swift.min(bytes, MetricFiles.fileFlushBytes))
+        }
+
         /// Appends whole rows (a KeyRows chunk) to file `i`.
         mutating func appendRows(_ i: Int, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+            if bytes.count >= MetricFiles.fileFlushBytes {  // a journal chunk: no copy
+                try flush(i)
+                try write(i, bytes)
+                return
+            }
             let rows = buffers[i]
             rows.append(bytes)
             buffered += bytes.count
@@ -391,14 +492,18 @@ enum MetricFiles {
         /// Writes file `i`'s buffered bytes to its temp file (opened per flush, so thousands of
         /// keys never hold thousands of descriptors).
         mutating func flush(_ i: Int) throws(SystemError) {
+            try write(i, UnsafeRawBufferPointer(buffers[i].bytes))
+            buffered -= buffers[i].count
+            buffers[i].removeAll()
+        }
+
+        private mutating func write(_ i: Int, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
             let flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (started[i] ? 0 : O_TRUNC)
             let fd = openat(dirfd, temp(i), flags, 0o666)
             if fd < 0 { throw SystemError("open", path: MetricFiles.directory + "/" + temp(i)) }
             defer { close(fd) }
             started[i] = true
-            try Posix.writeAll(fd, UnsafeRawBufferPointer(buffers[i].bytes))
-            buffered -= buffers[i].count
-            buffers[i].removeAll()
+            try Posix.writeAll(fd, bytes)
         }
 
         /// Every file complete: fsync each, rename it over its name, fsync the directory.
@@ -406,7 +511,7 @@ enum MetricFiles {
             for i in names.indices {
                 if !started[i] {
                     // Small enough to have stayed in memory: written whole, like every snapshot.
-                    try Posix.replaceFile(dirfd, names[i], Array(buffers[i].bytes), sync: false)
+                    try Posix.replaceFile(dirfd, names[i], UnsafeRawBufferPointer(buffers[i].bytes), sync: false)
                     buffers[i].removeAll()
                 } else {
                     try flush(i)

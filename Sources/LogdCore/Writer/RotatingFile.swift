@@ -23,8 +23,13 @@ final class RotatingFile {
     private(set) var rotated: Int = 0
     /// Bytes in the live file, including what is buffered.
     private(set) var size: Int = 0
-    /// Lines not yet handed to write().
-    var buffer: [UInt8] = []
+    /// Lines not yet handed to write(): `pending` bytes at `buffer`, room for `capacity`. Raw
+    /// storage, so a metrics.csv line is formatted in place (`lineStart`/`lineAppended`) with
+    /// no copy and no uniqueness check per line.
+    private(set) var buffer: UnsafeMutablePointer<UInt8>
+    private(set) var pending = 0
+    private var capacity: Int
+    static let drainBytes = 256 << 10
     /// Whether bytes were written since the last fsync.
     private(set) var dirty = false
     /// A failed write could not be cut back: the file may hold a partial line past `size`.
@@ -44,8 +49,36 @@ final class RotatingFile {
         self.header = header
         self.rotateBytes = rotateBytes
         self.keepSegments = keepSegments
-        buffer.reserveCapacity(256 << 10)
+        capacity = RotatingFile.drainBytes + 4096
+        buffer = .allocate(capacity: capacity)
     }
+
+    deinit { buffer.deallocate() }
+
+    /// Where the next line goes, with room for `bytes`; write it there, then `lineAppended`.
+    @inline(__always)
+    func lineStart(reserving bytes: Int) -> UnsafeMutablePointer<UInt8> {
+        if pending + bytes > capacity { grow(pending + bytes) }
+        return buffer + pending
+    }
+
+    private func grow(_ needed: Int) {
+        capacity = max(capacity * 2, needed)
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        bigger.update(from: buffer, count: pending)
+        buffer.deallocate()
+        buffer = bigger
+    }
+
+    /// Appends bytes that are not yet a whole line (main.log's pieces); `lineAppended` ends it.
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let src = bytes.baseAddress, !bytes.isEmpty else { return }
+        let p = lineStart(reserving: bytes.count)
+        UnsafeMutableRawPointer(p).copyMemory(from: src, byteCount: bytes.count)
+        pending += bytes.count
+    }
+
+    func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
 
     /// Opens the live file, first undoing anything written after the checkpoint
     /// (`rotated` segments, `offset` bytes in the live file): segments rotated after it are
@@ -77,36 +110,38 @@ final class RotatingFile {
             rotated = cp.rotated
             size = cp.offset
             if size == 0, !header.isEmpty {
-                buffer.append(contentsOf: header)
+                append(header)
                 size = header.count
             }
         } else {
             fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o666)
             if fd < 0 { throw SystemError("open", path: liveName) }
             rotated = 0
-            buffer.append(contentsOf: header)
+            append(header)
             size = header.count
         }
         dirty = true
     }
 
-    /// Call after appending one whole line to `buffer` (and adding its bytes to `size`):
-    /// rotates when the live file has reached the limit, so lines never straddle segments.
+    /// Call after writing one whole line of `bytes` at `lineStart` (`written`: true), or after
+    /// `append`ing its pieces (`written`: false): rotates when the live file has reached the
+    /// limit, so lines never straddle segments.
     @inline(__always)
-    func lineAppended(_ bytes: Int) throws(SystemError) {
+    func lineAppended(_ bytes: Int, written: Bool = false) throws(SystemError) {
+        if written { pending += bytes }
         size += bytes
-        if size >= rotateBytes { try rotate() } else if buffer.count >= 256 << 10 { try drain() }
+        if size >= rotateBytes { try rotate() } else if pending >= RotatingFile.drainBytes { try drain() }
     }
 
     /// Hands the buffered lines to the kernel. All or nothing: when a write fails part way
     /// (ENOSPC, EIO), the file is cut back to where this drain began and the lines stay in the
     /// buffer for the next try, so the file never holds a torn line or, after a retry, a line twice.
     func drain() throws(SystemError) {
-        guard !buffer.isEmpty else { return }
-        let base = size - buffer.count
+        guard pending > 0 else { return }
+        let base = size - pending
         do throws(SystemError) {
             if let fault = FaultPoints.writeError(stem) { throw fault }
-            try Posix.writeAll(fd, buffer)
+            try Posix.writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: pending))
         } catch {
             if ftruncate(fd, off_t(base)) != 0 {
                 // Could not cut back: keep nothing of this drain's bytes either way by reopening
@@ -115,7 +150,12 @@ final class RotatingFile {
             }
             throw error
         }
-        buffer.removeAll(keepingCapacity: true)
+        pending = 0
+        if capacity > 4 * RotatingFile.drainBytes {  // one huge line grew it: give it back
+            buffer.deallocate()
+            capacity = RotatingFile.drainBytes + 4096
+            buffer = .allocate(capacity: capacity)
+        }
         dirty = true
     }
 
@@ -141,7 +181,7 @@ final class RotatingFile {
         }
         fd = openat(dirfd, liveName, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o666)
         if fd < 0 { throw SystemError("open", path: liveName) }
-        buffer.append(contentsOf: header)
+        append(header)
         size = header.count
         dirty = true
     }

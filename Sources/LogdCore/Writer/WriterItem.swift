@@ -35,7 +35,9 @@ enum WriterItem: Sendable {
     indirect case join(run: Int32, ProducerInfo)
     /// A connection interned a metric key: CSV fragments are rendered once, here.
     indirect case defineKey(key: Int32, run: Int32, MetricKey, rank: Int32)
-    case metric(key: Int32, Metric)
+    /// Consecutive metrics; each `keyID` holds the writer's key index (the loop's
+    /// `defineKey` index), not the wire's key id. Plain data: the writer walks them in place.
+    case metrics([Metric])
     case log(run: Int32, rank: Int32, LogLine)
     /// `bytes`: the PARAMS frame's size (an upper bound of what it adds to the merged config).
     case params(run: Int32, Value, bytes: Int)
@@ -60,7 +62,7 @@ enum WriterItem: Sendable {
     /// so a flood of big PARAMS cannot hide behind a small fixed weight.
     func weight(frameBytes: Int) -> Int {
         switch self {
-        case .metric: MemoryLayout<WriterItem>.stride
+        case .metrics: MemoryLayout<WriterItem>.stride  // the metrics are counted as they are batched
         case .log(_, _, let l): MemoryLayout<WriterItem>.stride + 32 + l.message.utf8.count + l.logger.utf8.count
         case .params, .record, .join, .defineKey: max(512, 2 * frameBytes)
         default: 128
