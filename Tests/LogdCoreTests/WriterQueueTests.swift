@@ -4,6 +4,7 @@
 import Foundation
 import LogdSystem
 import Testing
+import Wire
 
 @testable import LogdCore
 
@@ -113,5 +114,35 @@ extension WriterQueueTests {
         #expect(throws: ConfigError.self) {
             try explicit.apply(yaml: "max_frame_bytes: 4194304\nwriter_queue_bytes: 4194304\n", fileName: "c.yaml")
         }
+    }
+}
+
+extension DaemonTests {
+    @Test("a run started on a full disk: the items put back at the queue's front stay counted once, and the count is 0 when all is written")
+    func requeuedItemsCountedOnce() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        let fault = h.root + "/enospc"
+        h.environment = ["LOGD_FAULT_ENOSPC": fault]
+        try h.start()
+        FileManager.default.createFile(atPath: fault, contents: nil)
+        let p = try RawProducer(h, runID: "requeue", experiment: "disk", name: "requeue")
+        for step in 0..<2000 { try p.metric("loss", Double(step), step: Int64(step)) }
+        #expect(try p.flush(timeoutMs: 30_000).status == .failed, "no run directory yet: the flush fails")
+        guard case .int(let held)? = try h.status()["writer"]?["queue_bytes"] else {
+            Issue.record("no writer.queue_bytes in status")
+            return
+        }
+        #expect(held > 0, "the run's records wait in the queue")
+        try FileManager.default.removeItem(atPath: fault)
+        var resumed = false
+        for _ in 0..<100 where !resumed { resumed = (try? p.flush(timeoutMs: 10_000))?.status == .ok }
+        #expect(resumed)
+        // The flush's answer comes after the slice that held it was written and counted off; the
+        // producer sent nothing after it, so nothing is queued.
+        #expect(try h.status()["writer"]?["queue_bytes"] == .int(0))
+        try p.end()
+        #expect(metricRows(h.read((h.runDirectories().first ?? "") + "/metrics.csv")).map(\.step) == Array(0..<2000))
+        #expect(h.stop() == 0)
     }
 }
