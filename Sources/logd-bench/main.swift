@@ -88,6 +88,14 @@ var producerCounts = [1, 8, 64]
 /// `--logd-config FILE`: the daemon under test runs with this configuration (e.g. to compare
 /// writer_queue_ms or tensorboard settings in one session).
 var daemonConfig: String?
+/// `--load-only`: only the end-to-end section (throughput, flush under load), no SDK hot path and
+/// no idle connections: for comparing daemon settings quickly.
+var loadOnly = false
+/// `--flush-samples FILE`: every flush under load as "start_ms latency_ms" lines (start since the
+/// producers were launched).
+var flushSamplesPath: String?
+/// `--flush-gap-ms N`: the pause between flushes through the load (0: none through the load).
+var flushGapMs = 10
 do {
     var args = Array(CommandLine.arguments.dropFirst())
     while !args.isEmpty {
@@ -98,8 +106,13 @@ do {
         case "--metrics": metricsPerProducer = Int(args.removeFirst()) ?? metricsPerProducer
         case "--producers": producerCounts = args.removeFirst().split(separator: ",").compactMap { Int($0) }
         case "--logd-config": daemonConfig = args.isEmpty ? nil : args.removeFirst()
+        case "--load-only": loadOnly = true
+        case "--flush-gap-ms": flushGapMs = Int(args.removeFirst()) ?? flushGapMs
+        case "--flush-samples": flushSamplesPath = args.isEmpty ? nil : args.removeFirst()
         default:
-            print("usage: logd-bench [--quick] [--json FILE] [--metrics N] [--producers 1,8,64] [--logd-config FILE]")
+            print(
+                "usage: logd-bench [--quick] [--json FILE] [--metrics N] [--producers 1,8,64] [--logd-config FILE] [--load-only] [--flush-samples FILE] [--flush-gap-ms N]"
+            )
             exit(2)
         }
     }
@@ -251,26 +264,28 @@ func hotCase(_ label: String, _ run: Run, allowDrops: Bool) {
         "\(fmt(floor.median)) ns", "\(fmt(d.median / max(floor.median, 1), 2))x", "≤ 50 ns med, ≤ 2 µs p99.9")
     _ = allowDrops
 }
-do {
-    let daemon = try Daemon()
-    let running = Run(experiment: "bench", name: "hot", sink: .daemon(socket: daemon.socket), bufferBytes: 256 << 20)
-    hotCase("running", running, allowDrops: false)
-    running.finish(timeout: 60)
-    let absent = Run(experiment: "bench", name: "absent", sink: .daemon(socket: daemon.dir + "/nobody.sock"), bufferBytes: 64 << 20)
-    hotCase("absent", absent, allowDrops: true)
-    absent.finish(timeout: 0.1)
-    let stopped = Run(experiment: "bench", name: "stopped", sink: .daemon(socket: daemon.socket), bufferBytes: 64 << 20)
-    stopped.flush(timeout: 10)
-    kill(daemon.pid, SIGSTOP)
-    hotCase("stopped", stopped, allowDrops: true)
-    kill(daemon.pid, SIGCONT)
-    stopped.finish(timeout: 60)
-    daemon.stop()
-} catch {
-    print("logd-bench: cannot start logd: \(error)")
-    exit(1)
+if !loadOnly {
+    do {
+        let daemon = try Daemon()
+        let running = Run(experiment: "bench", name: "hot", sink: .daemon(socket: daemon.socket), bufferBytes: 256 << 20)
+        hotCase("running", running, allowDrops: false)
+        running.finish(timeout: 60)
+        let absent = Run(experiment: "bench", name: "absent", sink: .daemon(socket: daemon.dir + "/nobody.sock"), bufferBytes: 64 << 20)
+        hotCase("absent", absent, allowDrops: true)
+        absent.finish(timeout: 0.1)
+        let stopped = Run(experiment: "bench", name: "stopped", sink: .daemon(socket: daemon.socket), bufferBytes: 64 << 20)
+        stopped.flush(timeout: 10)
+        kill(daemon.pid, SIGSTOP)
+        hotCase("stopped", stopped, allowDrops: true)
+        kill(daemon.pid, SIGCONT)
+        stopped.finish(timeout: 60)
+        daemon.stop()
+    } catch {
+        print("logd-bench: cannot start logd: \(error)")
+        exit(1)
+    }
+    record("sdk_hot_path", .map(hot))
 }
-record("sdk_hot_path", .map(hot))
 
 // MARK: 2. end-to-end throughput, 3. flush, 4. daemon cost, 5. disk
 
@@ -299,15 +314,58 @@ func socketFloor(bytes total: Int) -> Double {
     return Double(total) / elapsed
 }
 
-func flushLatencies(_ daemon: Daemon, _ n: Int) -> Distribution {
+/// Flush round trips, one after another; `log` gets each one's start (since `since`) and latency.
+func flushLatencies(_ daemon: Daemon, _ n: Int, since: Int64 = 0, log: ((Int64, Int64) -> Void)? = nil) -> Distribution {
     guard let client = try? ControlClient(path: daemon.socket) else { return Distribution([]) }
     var s: [Int64] = []
     for _ in 0..<n {
         let t0 = now()
         _ = try? client.request(.flush, ["timeout_ms": 10_000])
         s.append(now() - t0)
+        log?(t0 - since, now() - t0)
     }
     return Distribution(s)
+}
+
+/// Flushes one after another, `flushGapMs` apart, on a thread of their own until `stop()`.
+final class SpreadFlushes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopping = false
+    private var samples: [(start: Int64, latency: Int64)] = []
+    private let done = DispatchSemaphore(value: 0)
+    private var started = false
+
+    func start(_ daemon: Daemon, since t0: Int64) {
+        started = true
+        let socket = daemon.socket
+        Thread { [self] in
+            defer { done.signal() }
+            let client: ControlClient
+            do { client = try ControlClient(path: socket) } catch {
+                print("logd-bench: flushes under load: cannot connect: \(error)")
+                return
+            }
+            // From the first record the daemon receives: before it, the producers are starting.
+            while !lock.withLock({ stopping }) {
+                if case .int(let n)? = (try? client.request(.status))?.body["totals"]?["records"], n > 0 { break }
+                usleep(2_000)
+            }
+            while !lock.withLock({ stopping }) {
+                let t = now()
+                _ = try? client.request(.flush, ["timeout_ms": 60_000], timeoutMs: 61_000)
+                let latency = now() - t
+                lock.withLock { samples.append((t - t0, latency)) }
+                usleep(useconds_t(flushGapMs * 1000))
+            }
+        }.start()
+    }
+
+    func stop() -> [(start: Int64, latency: Int64)] {
+        guard started else { return [] }
+        lock.withLock { stopping = true }
+        done.wait()
+        return lock.withLock { samples }
+    }
 }
 
 var e2e: [Value] = []
@@ -324,11 +382,26 @@ for producers in producerCounts {
         procs.append(proc)
     }
     var underLoad = Distribution([])
-    if producers == producerCounts.last { underLoad = flushLatencies(daemon, quick ? 5 : 50) }
+    // Flush round trips under load: by default one every --flush-gap-ms, from another thread,
+    // from the first record the daemon receives until the producers exit (--flush-gap-ms 0: 50
+    // back to back from the launch, which mostly fall before the load starts).
+    let spread = SpreadFlushes()
+    var samples: [(start: Int64, latency: Int64)] = []
+    if producers == producerCounts.last {
+        if flushGapMs > 0 {
+            spread.start(daemon, since: t0)
+        } else {
+            underLoad = flushLatencies(daemon, quick ? 5 : 50, since: t0) { samples.append(($0, $1)) }
+        }
+    }
     var failed = 0
     for proc in procs {
         proc.waitUntilExit()
         if proc.terminationStatus != 0 { failed += 1 }
+    }
+    if flushGapMs > 0 {
+        samples = spread.stop()
+        underLoad = Distribution(samples.map(\.latency))
     }
     _ = daemon.flush()
     let elapsed = Double(now() - t0) / 1e9
@@ -346,7 +419,11 @@ for producers in producerCounts {
         "daemon_cpu_s_per_million": .double(cpu / records * 1e6), "daemon_peak_rss_bytes": .int(Int64(daemon.peakRSS())),
         "disk_bytes_per_record": .double(Double(disk) / records), "failed_producers": .int(Int64(failed)),
         "flush_idle_ms": ["median": .double(idle.median / 1e6), "p99": .double(idle.p99 / 1e6)],
-        "flush_under_load_ms": ["median": .double(underLoad.median / 1e6), "p99": .double(underLoad.p99 / 1e6)],
+        "flush_under_load_ms": [
+            "median": .double(underLoad.median / 1e6), "p99": .double(underLoad.p99 / 1e6),
+            "max": .double(Double(samples.map(\.latency).max() ?? 0) / 1e6), "count": .int(Int64(samples.count)),
+            "gap_ms": .int(Int64(flushGapMs)),
+        ],
     ])
     row(
         "end to end, \(producers) producers", "\(fmt(rate / 1e6, 2)) M rec/s", "\(fmt(floorRate / 1e6, 2)) M rec/s (raw socket)",
@@ -355,15 +432,22 @@ for producers in producerCounts {
         "  daemon CPU, peak RSS, disk", "\(fmt(cpu / records * 1e6, 2)) CPU s/M rec", "\(daemon.peakRSS() >> 20) MiB RSS",
         "\(fmt(Double(disk) / records, 1)) B/rec", "")
     row("  flush round trip (idle)", "\(fmt(idle.median / 1e6, 2)) ms med, p99 \(fmt(idle.p99 / 1e6, 2))", "-", "-", "≤ 5 ms")
-    if underLoad.median > 0 {
-        row("  flush round trip (under load)", "\(fmt(underLoad.median / 1e6, 2)) ms med, p99 \(fmt(underLoad.p99 / 1e6, 2))", "-", "-", "")
+    if !samples.isEmpty {
+        let how = flushGapMs > 0 ? "every \(flushGapMs) ms" : "back to back"
+        row(
+            "  flush round trip (under load, \(how))", "\(fmt(underLoad.median / 1e6, 2)) ms med, p99 \(fmt(underLoad.p99 / 1e6, 2))",
+            "\(samples.count) flushes", "-", "≤ 50 ms p99")
+        if let flushSamplesPath {
+            let text = samples.map { "\(fmt(Double($0.start) / 1e6, 2)) \(fmt(Double($0.latency) / 1e6, 3))\n" }.joined()
+            try? text.write(toFile: flushSamplesPath, atomically: true, encoding: .utf8)
+        }
     }
     daemon.stop()
 }
 record("end_to_end", .list(e2e))
 
 // 4b. 1,000 idle connections
-if let daemon = try? Daemon() {
+if !loadOnly, let daemon = try? Daemon() {
     let before = daemon.peakRSS()
     var sockets: [WireSocket] = []
     for _ in 0..<(quick ? 50 : 1000) { if let s = try? WireSocket(path: daemon.socket) { sockets.append(s) } }

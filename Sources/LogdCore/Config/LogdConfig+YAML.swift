@@ -6,6 +6,7 @@ extension LogdConfig {
     /// every error names the key, line and column; unknown keys are refused.
     public mutating func apply(yaml text: String, fileName: String) throws(ConfigError) {
         let entries = try YAMLScalarMap.parse(text, fileName: fileName)
+        var queueSet = false
         for e in entries {
             let at = "\(fileName):\(e.line):\(e.column)"
             func int() throws(ConfigError) -> Int {
@@ -20,7 +21,9 @@ extension LogdConfig {
             case "socket_group": socketGroup = string()
             case "data_root": dataRoot = string()
             case "max_frame_bytes": maxFrameBytes = try int()
-            case "writer_queue_bytes": writerQueueBytes = try int()
+            case "writer_queue_bytes":
+                writerQueueBytes = try int()
+                queueSet = true
             case "rotate_bytes": rotateBytes = try int()
             case "keep_log_segments": keepLogSegments = try int()
             case "ack_interval_ms": ackIntervalMs = try int()
@@ -56,6 +59,8 @@ extension LogdConfig {
                 throw ConfigError(message: "\(at): unknown key '\(e.key)'")
             }
         }
+        // Unless set, the queue bound grows with max_frame_bytes (at least two frames fit).
+        if !queueSet { writerQueueBytes = max(writerQueueBytes, 2 * maxFrameBytes) }
         do { try validate() } catch { throw ConfigError(message: "\(fileName): \(error.message)") }
     }
 }

@@ -68,7 +68,7 @@ public struct LogdConfig: Sendable, Equatable {
         socketGroup = ""
         dataRoot = LogdConfig.defaultDataRoot(environment)
         maxFrameBytes = 1 << 20
-        writerQueueBytes = 64 << 20
+        writerQueueBytes = 2 << 20
         rotateBytes = 64 << 20
         keepLogSegments = 0
         ackIntervalMs = 50

@@ -33,7 +33,11 @@ final class Writer: @unchecked Sendable {
 
     // Shared with the loop, under `lock`.
     private let lock = ConditionLock()
-    private var queue: [[WriterItem]] = []
+    /// The loop's batches in order, each with its weight; the writer takes them in slices of at
+    /// most `sliceBytes`, so a barrier completes once the items before it are durable, not after
+    /// everything queued behind it too.
+    private var queue: [(items: [WriterItem], bytes: Int)] = []
+    /// Weight of the queued items and of the slice being written (freed once it is written).
     private var queueBytes = 0
     private var sharedStats = Stats()
     /// Copies the copier finished, waiting for the writer.
@@ -58,6 +62,9 @@ final class Writer: @unchecked Sendable {
     /// Passed descriptors the writer is done with since the last report to the loop.
     private var descriptorsReleased = 0
     private var thread: NativeThread?
+    /// Weight of each entry of the slice being written (writer-confined; `requeue`).
+    private var sliceEntryBytes: [Int] = []
+    private var requeuedBytes = 0
     private var scratch: [UInt8] = []
     private let user: String
     /// Writer-confined copy of `stats.blocked`'s cause: when the next retry is due.
@@ -243,11 +250,36 @@ final class Writer: @unchecked Sendable {
     @discardableResult
     func enqueue(_ items: [WriterItem], bytes: Int) -> Int {
         lock.withLock {
-            queue.append(items)
+            queue.append((items, bytes))
             queueBytes += bytes
             lock.signal()
             return queueBytes
         }
+    }
+
+    /// Takes the next slice off the queue (lock held): whole loop batches, at least one, up to
+    /// `sliceBytes`. Returns its weight.
+    private func takeSlice(_ batch: inout [[WriterItem]]) -> Int {
+        let sliceBytes = max(64 << 10, config.writerQueueBytes / 8)
+        var n = 0
+        var bytes = 0
+        sliceEntryBytes.removeAll(keepingCapacity: true)
+        while n < queue.count, n == 0 || bytes + queue[n].bytes <= sliceBytes {
+            bytes += queue[n].bytes
+            sliceEntryBytes.append(queue[n].bytes)
+            n += 1
+        }
+        batch = queue[..<n].map(\.items)
+        queue.removeFirst(n)
+        return bytes
+    }
+
+    /// Puts the slice's entries from `first` on (the first of them possibly cut) back at the
+    /// queue's front, in order, still counted in `queueBytes`.
+    private func requeue(_ rest: [[WriterItem]], from first: Int) {
+        let bytes = Array(sliceEntryBytes[first...])
+        requeuedBytes = bytes.reduce(0, +)
+        lock.withLock { queue = zip(rest, bytes).map { ($0, $1) } + queue }
     }
 
     var queuedBytes: Int { lock.withLock { queueBytes } }
@@ -277,20 +309,20 @@ final class Writer: @unchecked Sendable {
                 // request still gets through.
                 var refusedBarriers: [UInt64] = []
                 let shutdown = lock.withLock { () -> Bool in
-                    if !queue.contains(where: { $0.contains { if case .shutdown = $0 { true } else { false } } }) {
+                    if !queue.contains(where: { $0.items.contains { if case .shutdown = $0 { true } else { false } } }) {
                         lock.wait(untilMonotonic: Posix.monotonicNanos() + Writer.retryIntervalNanos)
                     }
                     swap(&done, &completions)
                     // Flushes queued behind the failure fail now rather than wait for space: a
                     // failed barrier claims nothing, so answering it early is safe.
-                    for i in queue.indices where queue[i].contains(where: { if case .barrier = $0 { true } else { false } }) {
-                        queue[i].removeAll { item in
+                    for i in queue.indices where queue[i].items.contains(where: { if case .barrier = $0 { true } else { false } }) {
+                        queue[i].items.removeAll { item in
                             guard case .barrier(let id) = item else { return false }
                             refusedBarriers.append(id)
                             return true
                         }
                     }
-                    return queue.contains(where: { $0.contains { if case .shutdown = $0 { true } else { false } } })
+                    return queue.contains(where: { $0.items.contains { if case .shutdown = $0 { true } else { false } } })
                 }
                 if !shutdown {
                     var events: [LoopEvent] = refusedBarriers.map { .barrierDone($0, error: "writes are failing: \(stats.lastWriteError)") }
@@ -310,9 +342,8 @@ final class Writer: @unchecked Sendable {
             }
             lock.withLock {
                 if queue.isEmpty && completions.isEmpty { lock.wait(untilMonotonic: Posix.monotonicNanos() + interval) }
-                swap(&batch, &queue)
+                taken = takeSlice(&batch)
                 swap(&done, &completions)
-                taken = queueBytes
             }
             var events: [LoopEvent] = []
             var requeued = false
@@ -333,7 +364,7 @@ final class Writer: @unchecked Sendable {
                         joinDeferred = false
                         requeued = true
                         let rest = [Array(items[i...])] + Array(batch[(b + 1)...])
-                        lock.withLock { queue = rest + queue }
+                        requeue(rest, from: b)
                         break batchLoop
                     }
                 }
@@ -355,8 +386,8 @@ final class Writer: @unchecked Sendable {
                 events += durabilityPoint(now: now, final: stopping)
             }
             lock.withLock {
-                // Requeued items stay counted (an over-estimate until they are taken again).
-                if !requeued { queueBytes -= taken }
+                // Requeued items stay counted until they are taken again.
+                queueBytes -= requeued ? taken - requeuedBytes : taken
                 sharedStats = stats
             }
             if !batch.isEmpty { events.append(.queueDrained) }
