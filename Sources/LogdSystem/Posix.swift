@@ -129,13 +129,21 @@ package enum Posix {
     }
 
     /// Replaces `name` in `dirfd` atomically: temp file, fsync, rename, directory fsync.
-    /// A crash leaves the old file or the new one, never half of one.
-    package static func replaceFile(_ dirfd: Int32, _ name: String, _ bytes: [UInt8], sync: Bool = true) throws(SystemError) {
-        let r = bytes.withUnsafeBytes { raw in Result { () throws(SystemError) in try replaceFile(dirfd, name, raw, sync: sync) } }
+    /// A crash leaves the old file or the new one, never half of one. `syncDirectory: false`
+    /// leaves the directory fsync to the caller, who replaces several files and fsyncs the
+    /// directory once (each name still reads as the old file or the new one after a crash).
+    package static func replaceFile(
+        _ dirfd: Int32, _ name: String, _ bytes: [UInt8], sync: Bool = true, syncDirectory: Bool = true
+    ) throws(SystemError) {
+        let r = bytes.withUnsafeBytes { raw in
+            Result { () throws(SystemError) in try replaceFile(dirfd, name, raw, sync: sync, syncDirectory: syncDirectory) }
+        }
         try r.get()
     }
 
-    package static func replaceFile(_ dirfd: Int32, _ name: String, _ bytes: UnsafeRawBufferPointer, sync: Bool = true) throws(SystemError) {
+    package static func replaceFile(
+        _ dirfd: Int32, _ name: String, _ bytes: UnsafeRawBufferPointer, sync: Bool = true, syncDirectory: Bool = true
+    ) throws(SystemError) {
         let temp = ".\(name).tmp"
         if let fault = FaultPoints.writeError(name) { throw fault }
         let fd = openat(dirfd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o666)
@@ -150,7 +158,7 @@ package enum Posix {
         }
         close(fd)
         if renameat(dirfd, temp, dirfd, name) != 0 { throw SystemError("rename", path: name) }
-        if sync { try fsyncOrThrow(dirfd) }
+        if sync && syncDirectory { try fsyncOrThrow(dirfd) }
     }
 
     /// Nanoseconds since the Unix epoch.
