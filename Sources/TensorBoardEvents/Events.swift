@@ -293,14 +293,24 @@ public struct ScalarTag {
     /// Appends one framed scalar event to `out`; the value is stored as float32 (round to nearest).
     @inline(__always)
     public func append(to out: EventBuffer, wallTime: Double, step: Int64, value: Double) {
+        out.reserve(maxRecordBytes)
+        out.advance(encode(at: out.base + out.count, wallTime: wallTime, step: step, value: value))
+    }
+
+    /// The most bytes one of this tag's framed events takes (a 10-byte step varint).
+    public var maxRecordBytes: Int { headCount + 4 + 9 + 1 + 10 + 16 }
+
+    /// Writes one framed scalar event at `start` (room for `maxRecordBytes`); returns its bytes.
+    /// Raw memory and no class in sight: the caller's per-metric path pays no retain for it.
+    @inline(__always)
+    public func encode(at start: UnsafeMutablePointer<UInt8>, wallTime: Double, step: Int64, value: Double) -> Int {
         let stepBits = UInt64(bitPattern: step)
         let stepSize = Proto.varintSize(stepBits)
         let payload = headCount + 4 + 9 + 1 + stepSize
-        out.reserve(payload + 16)
-        let record = UnsafeMutableRawPointer(out.base + out.count)
+        let record = UnsafeMutableRawPointer(start)
         record.storeBytes(of: UInt64(payload).littleEndian, as: UInt64.self)
         record.storeBytes(of: lengthCRCs[stepSize - 1].littleEndian, toByteOffset: 8, as: UInt32.self)
-        (out.base + out.count + 12).update(from: head, count: headCount)
+        (start + 12).update(from: head, count: headCount)
         let tail = record + 12 + headCount
         tail.storeBytes(of: Float(value).bitPattern.littleEndian, as: UInt32.self)
         tail.storeBytes(of: 0x09, toByteOffset: 4, as: UInt8.self)  // wall_time (1), fixed64
@@ -317,6 +327,6 @@ public struct ScalarTag {
         q += 1
         let crc = CRC32C.checksum(tail, count: q - tail, crc: headCRC)
         q.storeBytes(of: CRC32C.masked(crc).littleEndian, as: UInt32.self)
-        out.advance(payload + 16)
+        return payload + 16
     }
 }

@@ -99,11 +99,12 @@ final class EventFile {
     /// `scalar` with the tag and the buffer looked up once for a stretch of one key's metrics.
     @inline(__always)
     func scalar(_ m: Metric, tag: UnsafeMutablePointer<ScalarTag>, buffer: EventBuffer, row: UInt64) {
-        let before = buffer.count
         let step = m.step != WireProtocol.noStep ? m.step : Int64(truncatingIfNeeded: row)
         let wall = Double(m.timestamp) / 1e9
-        tag.pointee.append(to: buffer, wallTime: wall, step: step, value: m.value)
-        appended(buffer.count - before)
+        buffer.reserve(tag.pointee.maxRecordBytes)
+        let bytes = tag.pointee.encode(at: buffer.base + buffer.count, wallTime: wall, step: step, value: m.value)
+        buffer.advance(bytes)
+        appended(bytes)
     }
 
     /// The slot's tag, valid until the next `slot(context:key:source:rank:)`.
