@@ -46,7 +46,7 @@ final class Writer: @unchecked Sendable {
     // Writer-confined.
     private var runs: [Int32: RunFiles] = [:]
     /// Metric keys by the loop's key index (dense: the loop reuses the indices of ended runs).
-    private var keys: [WriterKey?] = []
+    private var keys = WriterKeyTable()
     private var lineFormatter = MetricLineFormatter()
     private var stats = Stats()
     /// TensorBoard tag slot per key index (EventFile.swift); -1: none.
@@ -409,8 +409,7 @@ final class Writer: @unchecked Sendable {
         ms.withUnsafeBufferPointer { ms in
             var i = 0
             while i < ms.count {
-                let k = Int(ms[i].keyID)
-                if k < keys.count, let key = keys[k], key.run.isOpen {
+                if let key = keys[Int(ms[i].keyID)], key.run.isOpen {
                     i = writeMetrics(ms, from: i, run: key.run)
                 } else {
                     i += 1
@@ -425,9 +424,11 @@ final class Writer: @unchecked Sendable {
         var w = MetricStretch(run: run)
         var i = start
         while i < ms.count, run.isOpen {
-            let k = Int(ms[i].keyID)
-            guard k < keys.count, let key = keys[k], key.run === run else { break }
-            i = writeMetrics(ms, from: i, key: key, &w)
+            guard let ref = keys.unretained(Int(ms[i].keyID)) else { break }
+            // Borrowed, not retained: `keys` owns the key for as long as this runs.
+            guard let next = ref._withUnsafeGuaranteedRef({ key in key.run === run ? writeMetrics(ms, from: i, key: key, &w) : nil })
+            else { break }
+            i = next
         }
         if w.rowsAdded > 0 { w.keyRows?.added(rows: w.rowsAdded, bytes: w.bytesAdded) }
         stats.recordsWritten += UInt64(i - start)
@@ -516,7 +517,7 @@ final class Writer: @unchecked Sendable {
         case .defineKey(let keyIndex, let runIndex, let key, let rank):
             let k = Int(keyIndex)
             guard k >= 0 else { return }
-            if k >= keys.count { keys += repeatElement(nil, count: k + 1 - keys.count) }
+            keys.grow(to: k + 1)
             guard let run = runs[runIndex] else {
                 keys[k] = nil
                 return
@@ -792,7 +793,7 @@ final class Writer: @unchecked Sendable {
                 try markFinished(run)
                 runs.removeValue(forKey: run.index)
                 paramsTotal -= run.paramsBound
-                for i in keys.indices where keys[i]?.runIndex == run.index { keys[i] = nil }
+                keys.removeAll { $0.runIndex == run.index }
             }
             log.log(.info, "run \(run.directory) \(status)")
         } catch {
