@@ -198,7 +198,7 @@ extension Server {
                 return protocolError(conn, code: .protocolViolation, message: "metric key id \(m.keyID) was never defined")
             }
             if key == Server.refusedKey { return refuse(conn, "a metric of a refused key") }
-            enqueueMetric(Metric(keyID: UInt32(bitPattern: key), step: m.step, timestamp: m.timestamp, value: m.value))
+            enqueueMetric(m, key: key)
         case .metricBatch(let ms):
             for m in ms {
                 guard let key = conn.keyIndex(m.keyID) else {
@@ -208,7 +208,7 @@ extension Server {
                     refuse(conn, "a metric of a refused key")
                     continue
                 }
-                enqueueMetric(Metric(keyID: UInt32(bitPattern: key), step: m.step, timestamp: m.timestamp, value: m.value))
+                enqueueMetric(m, key: key)
             }
             // The frame counted as one record above; a batch counts each of its metrics.
             totalRecords += UInt64(max(0, ms.count - 1))

@@ -476,11 +476,6 @@ public final class Server: @unchecked Sendable {
 
     static let metricFrameBytes = WireProtocol.lengthPrefixBytes + 1 + Metric.bodyBytes
 
-    /// The fast path for the bulk of the traffic: a METRIC frame, or a whole METRIC_BATCH, of a
-    /// producer whose next frame number follows the last, into a known running run, every key
-    /// defined. Decoded from the buffer straight into writer items: no `Record`, no hashing.
-    /// Anything else (or any doubt) returns false and takes the general path, which decodes
-    /// and checks everything.
     /// The run of a producer's session for `fastMetrics`, when it has one.
     @inline(__always)
     private func fastRun(_ conn: Connection, _ state: SessionState) -> RunState? {
@@ -493,6 +488,11 @@ public final class Server: @unchecked Sendable {
         return found
     }
 
+    /// The fast path for the bulk of the traffic: a METRIC frame, or a whole METRIC_BATCH, of a
+    /// producer whose next frame number follows the last, into a known running run, every key
+    /// defined. Decoded from the buffer straight into writer items: no `Record`, no hashing.
+    /// Anything else (or any doubt) returns false and takes the general path, which decodes
+    /// and checks everything. `run` is `fastRun`'s, held by the caller for a stretch of frames.
     @inline(__always)
     private func fastMetrics(_ conn: Connection, _ state: SessionState, _ run: RunState) -> Bool {
         // Still the session's run (a frame taken on the general path may have changed it).
@@ -549,9 +549,10 @@ public final class Server: @unchecked Sendable {
     private func enqueueMetric(_ key: Int32, _ body: UnsafeRawPointer) {
         enqueueMetric(
             Metric(
-                keyID: UInt32(bitPattern: key), step: Int64(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: Int64.self)),
+                keyID: 0, step: Int64(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: Int64.self)),
                 timestamp: Int64(littleEndian: body.loadUnaligned(fromByteOffset: 12, as: Int64.self)),
-                value: Double(bitPattern: UInt64(littleEndian: body.loadUnaligned(fromByteOffset: 20, as: UInt64.self)))))
+                value: Double(bitPattern: UInt64(littleEndian: body.loadUnaligned(fromByteOffset: 20, as: UInt64.self)))),
+            key: key)
     }
 
     /// What a metric weighs in the writer queue's bound: 32 bytes of memory, counted double for
@@ -560,9 +561,11 @@ public final class Server: @unchecked Sendable {
     /// `WriterItem`.
     static let metricWeight = 64
 
-    /// A metric for the writer, its `keyID` replaced by the writer's key index.
+    /// A metric of writer key index `key` for the writer (it travels in `keyID`).
     @inline(__always)
-    func enqueueMetric(_ m: Metric) {
+    func enqueueMetric(_ m: Metric, key: Int32) {
+        var m = m
+        m.keyID = UInt32(bitPattern: key)
         batchMetrics.append(m)
         batchBytes += Server.metricWeight
     }

@@ -91,12 +91,7 @@ final class EventFile {
 
     /// One metric (the writer's per-record path). `row`: the sample's 0-based row in metrics.csv,
     /// its step in TensorBoard when it has none.
-    @inline(__always)
-    func scalar(_ m: Metric, slot: Int32, row: UInt64) {
-        scalar(m, tag: slots + Int(slot), buffer: buffer, row: row)
-    }
-
-    /// `scalar` with the tag and the buffer looked up once for a stretch of one key's metrics.
+    /// The tag and the buffer are looked up once for a stretch of one key's metrics (`tag(_:)`).
     @inline(__always)
     func scalar(_ m: Metric, tag: UnsafeMutablePointer<ScalarTag>, buffer: EventBuffer, row: UInt64) {
         let step = m.step != WireProtocol.noStep ? m.step : Int64(truncatingIfNeeded: row)

@@ -386,12 +386,11 @@ enum MetricFiles {
         @inline(__always)
         func reserve(_ more: Int) { storage.reserve(more) }
 
-        /// Appends one row: the fields joined by `,`, then LF (`lastFields` 4: `e` is left out,
-        /// for a `d` that already holds two fields).
+        /// Appends one row: the fields joined by `,`, then LF.
         @inline(__always)
         func append(
             _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, _ c: UnsafeRawBufferPointer, _ d: UnsafeRawBufferPointer,
-            _ e: UnsafeRawBufferPointer, lastFields: Int = 5
+            _ e: UnsafeRawBufferPointer
         ) {
             reserve(a.count + b.count + c.count + d.count + e.count + 5)
             var p = storage.base + storage.count
@@ -404,12 +403,8 @@ enum MetricFiles {
             put(a, 0x2C)
             put(b, 0x2C)
             put(c, 0x2C)
-            if lastFields == 4 {
-                put(d, 0x0A)
-            } else {
-                put(d, 0x2C)
-                put(e, 0x0A)
-            }
+            put(d, 0x2C)
+            put(e, 0x0A)
             storage.count = p - storage.base
         }
 

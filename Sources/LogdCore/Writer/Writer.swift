@@ -401,7 +401,6 @@ final class Writer: @unchecked Sendable {
         post([.stopped])
     }
 
-    @inline(__always)
     /// The hot path: each metric's line is formatted straight into its run's metrics.csv
     /// buffer. A run's files are looked up once per stretch of its metrics and a key once per
     /// stretch of that key, not per metric (callgrind: every lookup is a retain and a release).
@@ -430,7 +429,7 @@ final class Writer: @unchecked Sendable {
             else { break }
             i = next
         }
-        if w.rowsAdded > 0 { w.keyRows?.added(rows: w.rowsAdded, bytes: w.bytesAdded) }
+        if w.rowsAdded > 0 { w.count() }
         stats.recordsWritten += UInt64(i - start)
         return i
     }
@@ -840,7 +839,6 @@ final class Writer: @unchecked Sendable {
 
     // MARK: rendering
 
-    @inline(__always)
     private func appendLog(_ line: LogLine, rank: Int32, to run: RunFiles) {
         let file = run.log
         var text: [UInt8] = []
