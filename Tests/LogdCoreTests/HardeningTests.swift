@@ -185,25 +185,19 @@ extension DaemonTests {
     func diskFullResumes() throws {
         let h = try DaemonHarness()
         defer { h.shutdown() }
-        let fault = h.root + "/enospc"
-        h.environment = ["LOGD_FAULT_ENOSPC": fault]
-        try h.start()
+        try h.startWithDiskFault()
         let p = try RawProducer(h, runID: "full", experiment: "disk", name: "full")
         for step in 0..<500 { try p.metric("loss", Double(step), step: Int64(step)) }
         #expect(try p.flush().status == .ok)
-        FileManager.default.createFile(atPath: fault, contents: nil)
+        try h.diskFull(true)
         for step in 500..<3000 { try p.metric("loss", Double(step), step: Int64(step)) }
         let failed = try p.flush(timeoutMs: 30_000)
         #expect(failed.status == .failed, "a flush while the disk is full fails")
         #expect(failed.durableThrough < 3000, "nothing past the failure is acknowledged")
         let st = try h.status()
         #expect(st["writer"]?["blocked"] == .bool(true), "\(st.jsonText())")
-        try FileManager.default.removeItem(atPath: fault)
-        var resumed = false
-        for _ in 0..<100 {
-            if (try? p.flush(timeoutMs: 10_000))?.status == .ok { resumed = true; break }
-        }
-        #expect(resumed, "logd resumes by itself once space returns")
+        try h.diskFull(false)
+        #expect(DaemonTests.flushSucceeds(p), "logd resumes by itself once space returns")
         try p.end()
         let dir = h.runDirectories().first ?? ""
         let csv = h.read(dir + "/metrics.csv")
@@ -218,18 +212,14 @@ extension DaemonTests {
     func runStartedOnAFullDisk() throws {
         let h = try DaemonHarness()
         defer { h.shutdown() }
-        let fault = h.root + "/enospc"
-        h.environment = ["LOGD_FAULT_ENOSPC": fault]
-        try h.start()
-        FileManager.default.createFile(atPath: fault, contents: nil)
+        try h.startWithDiskFault()
+        try h.diskFull(true)
         let p = try RawProducer(h, runID: "late-space", experiment: "disk", name: "late")
         for step in 0..<200 { try p.metric("loss", Double(step), step: Int64(step)) }
         #expect(try p.flush(timeoutMs: 30_000).status == .failed, "no run directory yet: the flush fails")
         #expect(h.runDirectories().isEmpty)
-        try FileManager.default.removeItem(atPath: fault)
-        var resumed = false
-        for _ in 0..<100 where !resumed { resumed = (try? p.flush(timeoutMs: 10_000))?.status == .ok }
-        #expect(resumed, "the run is created and written once space returns")
+        try h.diskFull(false)
+        #expect(DaemonTests.flushSucceeds(p), "the run is created and written once space returns")
         try p.end()
         let dirs = h.runDirectories()
         #expect(dirs.count == 1, "\(dirs)")
@@ -450,5 +440,31 @@ extension DaemonTests {
             try h.start()
             #expect(h.stop(signal: SIGTERM) == 0)
         }
+    }
+}
+
+extension DaemonHarness {
+    /// Starts logd with the ENOSPC fault point armed (LOGD_FAULT_ENOSPC); `diskFull` turns it on and off.
+    func startWithDiskFault() throws {
+        environment["LOGD_FAULT_ENOSPC"] = root + "/enospc"
+        try start()
+    }
+
+    /// While on, every write of this logd fails with ENOSPC.
+    func diskFull(_ full: Bool) throws {
+        if full {
+            FileManager.default.createFile(atPath: root + "/enospc", contents: nil)
+        } else {
+            try FileManager.default.removeItem(atPath: root + "/enospc")
+        }
+    }
+}
+
+extension DaemonTests {
+    /// Flushes until logd answers `ok` (it retries its writes by itself once space returns);
+    /// false if it never does within 100 tries of up to 10 s.
+    static func flushSucceeds(_ p: RawProducer) -> Bool {
+        for _ in 0..<100 where (try? p.flush(timeoutMs: 10_000))?.status == .ok { return true }
+        return false
     }
 }

@@ -122,10 +122,8 @@ extension DaemonTests {
     func requeuedItemsCountedOnce() throws {
         let h = try DaemonHarness()
         defer { h.shutdown() }
-        let fault = h.root + "/enospc"
-        h.environment = ["LOGD_FAULT_ENOSPC": fault]
-        try h.start()
-        FileManager.default.createFile(atPath: fault, contents: nil)
+        try h.startWithDiskFault()
+        try h.diskFull(true)
         let p = try RawProducer(h, runID: "requeue", experiment: "disk", name: "requeue")
         for step in 0..<2000 { try p.metric("loss", Double(step), step: Int64(step)) }
         #expect(try p.flush(timeoutMs: 30_000).status == .failed, "no run directory yet: the flush fails")
@@ -134,10 +132,8 @@ extension DaemonTests {
             return
         }
         #expect(held > 0, "the run's records wait in the queue")
-        try FileManager.default.removeItem(atPath: fault)
-        var resumed = false
-        for _ in 0..<100 where !resumed { resumed = (try? p.flush(timeoutMs: 10_000))?.status == .ok }
-        #expect(resumed)
+        try h.diskFull(false)
+        #expect(DaemonTests.flushSucceeds(p))
         // The flush's answer comes after the slice that held it was written and counted off; the
         // producer sent nothing after it, so nothing is queued.
         #expect(try h.status()["writer"]?["queue_bytes"] == .int(0))
