@@ -10,6 +10,9 @@
 /// - `LOGD_FAULT_ENOSPC=<path>`: while a file exists at `path`, every write to a run's
 ///   main.log / metrics.csv and every snapshot or checkpoint replacement fails with ENOSPC, as on
 ///   a full disk; removing the file is "space returns".
+/// - `LOGD_FAULT_HOLD=<name>:<path>`: the thread that passes the named step (`hold(_:)`) waits
+///   there while a file exists at `path`, so a test can catch logd part way through a step and
+///   look at what the rest of the daemon does meanwhile.
 ///
 /// Release builds compile both to nothing: no environment variable can crash a production logd.
 package enum FaultPoints {
@@ -21,7 +24,22 @@ package enum FaultPoints {
         }()
         private static let enospcPath: String? = getenv("LOGD_FAULT_ENOSPC").map { String(cString: $0) }
         private static let lock = ConditionLock()
+        private static let held: (name: String, path: String)? = {
+            guard let raw = getenv("LOGD_FAULT_HOLD").map({ String(cString: $0) }) else { return nil }
+            let parts = raw.split(separator: ":", maxSplits: 1)
+            return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+        }()
     #endif
+
+    /// Passes the named step; waits there while the hold file exists when that point is held.
+    @inline(__always)
+    package static func hold(_ name: StaticString) {
+        #if DEBUG
+            guard let held, held.name == name.description else { return }
+            var st = stat()
+            while stat(held.path, &st) == 0 { usleep(5_000) }
+        #endif
+    }
 
     /// Passes the named step; kills the process there when that point is armed.
     @inline(__always)

@@ -160,4 +160,46 @@ extension DaemonTests {
         #expect(counts?[0] == 2 && counts?[1] == 250, "\(String(describing: counts))")
         #expect(h.stop() == 0)
     }
+
+    @Test(
+        "a run's end finishes in the background: a flush returns while its metrics/ files are held back, the producer's FLUSH_DONE and last acknowledgement wait for them, and a producer that joins meanwhile reopens the same directory"
+    )
+    func runEndOffTheWritersPath() throws {
+        let h = try DaemonHarness()
+        defer { h.shutdown() }
+        let hold = h.root + "/hold-finisher"
+        #expect(FileManager.default.createFile(atPath: hold, contents: nil))
+        h.environment = ["LOGD_FAULT_HOLD": "finish-run:" + hold]
+        try h.start()
+        let p = try RawProducer(h, runID: "held", experiment: "mf", name: "held")
+        for i in 0..<100 { try p.metric("loss", context: "training", Double(i), step: Int64(i)) }
+        let before = try p.flush().durableThrough
+        try p.send([.runEnd(RunEnd(status: .finished, timestamp: 1_700_000_100_000_000_000))])
+        // The finisher is held at the start of the run's job: a flush still completes, with the
+        // record and run.yaml on disk and the derived files not yet written.
+        try h.flush()
+        let dirs = h.runDirectories()
+        #expect(dirs.count == 1, "\(dirs)")
+        guard let dir = dirs.first else { return }
+        #expect(h.read(dir + "/run.yaml").contains("status: finished"))
+        #expect(metricRows(h.read(dir + "/metrics.csv")).count == 100)
+        #expect(!FileManager.default.fileExists(atPath: h.dataRoot + "/" + dir + "/metrics/loss_training_None.csv"))
+        let active = (try? FileManager.default.contentsOfDirectory(atPath: h.dataRoot + "/.logd/active")) ?? []
+        #expect(active.count == 1, "the run's marker stays active until it is finished: \(active)")
+        // A late producer of the same run id joins while the job is held; the writer takes its
+        // join only after the job is done.
+        let late = try RawProducer(h, runID: "held", experiment: "mf", name: "held")
+        try late.metric("loss", context: "training", 100, step: 100)
+        #expect(throws: DaemonHarness.HarnessError.self, "no FLUSH_DONE while the run's end is held") { try p.flush(timeoutMs: 300) }
+        try FileManager.default.removeItem(atPath: hold)
+        let after = try p.flush()
+        #expect(after.durableThrough == before + 1, "RUN_END is acknowledged once the run is finished")
+        try late.end()
+        #expect(h.runDirectories() == [dir], "the late producer reopened the same directory")
+        #expect(metricRows(h.read(dir + "/metrics.csv")).count == 101)
+        let counts = try checkMetricFiles(h, dir, ["loss_training_None.csv"])
+        #expect(counts?[0] == 1 && counts?[1] == 101, "\(String(describing: counts))")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: h.dataRoot + "/.logd/active")) == [])
+        #expect(h.stop() == 0)
+    }
 }

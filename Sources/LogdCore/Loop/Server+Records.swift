@@ -145,7 +145,7 @@ extension Server {
         case .flush(let token):
             guard let session = conn.session else { return }
             markReceived(conn)
-            newBarrier(.producer(connection: conn.id, token: token, session: session), on: conn)
+            newBarrier(.producer(connection: conn.id, token: token, session: session, through: sessions[session]?.received ?? 0), on: conn)
         case .drops(let total):
             guard let session = conn.session, let run = sessions[session]?.run else { return }
             guard total <= Server.maxCounter else { return refuse(conn, "DROPS total \(total) (beyond 2^53)") }

@@ -94,7 +94,8 @@ public final class Server: @unchecked Sendable {
     static let outputHighWater = 64 << 10
 
     enum BarrierWaiter {
-        case producer(connection: Int, token: UInt64, session: SessionID)
+        /// `through`: the session's last frame received before the FLUSH.
+        case producer(connection: Int, token: UInt64, session: SessionID, through: UInt64)
         case control(connection: Int, requestID: UInt32, deadline: Int64, recordsAtRequest: UInt64)
     }
 
@@ -130,6 +131,11 @@ public final class Server: @unchecked Sendable {
     var runsEpoch: UInt64 = 0
     private var nextBarrier: UInt64 = 1
     var barriers: [UInt64: BarrierWaiter] = [:]
+    /// Producer FLUSHes whose barrier completed while the session's last frames were not yet
+    /// acknowledged: the session ended its run, whose end the writer finishes in the background
+    /// with the last acknowledgements held (RunFinisher). FLUSH_DONE waits for them, so it never
+    /// reports a durable number below a frame sent before the FLUSH.
+    var heldFlushes: [SessionID: [(connection: Int, token: UInt64, through: UInt64)]] = [:]
     /// Each producer session's rank, from its RUN_START.
     var ranks: [SessionID: Int32] = [:]
     /// Sessions of finished runs and their last frame (bounded, most recent kept): a producer
@@ -692,7 +698,7 @@ public final class Server: @unchecked Sendable {
         if wasProducer, lifecycle != .draining, let session = conn.session { producerLeft(conn, session) }
         for (id, waiter) in barriers {
             switch waiter {
-            case .producer(let c, _, _) where c == conn.id: barriers.removeValue(forKey: id)
+            case .producer(let c, _, _, _) where c == conn.id: barriers.removeValue(forKey: id)
             case .control(let c, _, _, _) where c == conn.id: barriers.removeValue(forKey: id)
             default: break
             }
@@ -708,9 +714,19 @@ public final class Server: @unchecked Sendable {
     // MARK: acknowledgements and barriers
 
     private func acknowledge(_ session: SessionID, _ seq: UInt64) {
-        guard let s = sessions[session] else { return }
+        guard let s = sessions[session] else {
+            heldFlushes[session] = nil  // the session is gone, and its connection with it
+            return
+        }
         s.durable = max(s.durable, seq)
         sessions[session] = s
+        if let held = heldFlushes[session] {
+            heldFlushes[session] = held.filter { $0.through > s.durable }.nilIfEmpty
+            for h in held where h.through <= s.durable {
+                guard let conn = connections[h.connection] else { continue }
+                send(.flushDone(FlushDone(token: h.token, status: .ok, durableThrough: s.durable)), to: conn)
+            }
+        }
         if let id = s.connection, let conn = connections[id] {
             conn.pendingAck = s.durable
             flushOutput(conn)
@@ -739,9 +755,14 @@ public final class Server: @unchecked Sendable {
         guard let waiter = barriers.removeValue(forKey: id) else { return }
         barrierLeft(waiter)
         switch waiter {
-        case .producer(let c, let token, let session):
+        case .producer(let c, let token, let session, let through):
             guard let conn = connections[c] else { return }
-            let durable = sessions[session]?.durable ?? 0
+            let state = sessions[session]
+            let durable = state?.durable ?? 0
+            if error == nil, let state, state.end != nil, state.run != nil, durable < through {
+                heldFlushes[session, default: []].append((c, token, through))
+                return
+            }
             send(.flushDone(FlushDone(token: token, status: error == nil ? .ok : .failed, durableThrough: durable)), to: conn)
         case .control(let c, let requestID, _, let recordsAtRequest):
             guard let conn = connections[c] else { return }
@@ -756,7 +777,7 @@ public final class Server: @unchecked Sendable {
 
     private func barrierLeft(_ waiter: BarrierWaiter) {
         switch waiter {
-        case .producer(let c, _, _), .control(let c, _, _, _):
+        case .producer(let c, _, _, _), .control(let c, _, _, _):
             if let conn = connections[c], conn.pendingBarriers > 0 { conn.pendingBarriers -= 1 }
         }
     }
@@ -832,4 +853,8 @@ public final class Server: @unchecked Sendable {
         uv_close(UnsafeMutableRawPointer(timer).assumingMemoryBound(to: uv_handle_t.self), c_serverHandleClosed)
         uv_close(UnsafeMutableRawPointer(door).assumingMemoryBound(to: uv_handle_t.self), c_serverHandleClosed)
     }
+}
+
+extension Array {
+    var nilIfEmpty: Self? { isEmpty ? nil : self }
 }

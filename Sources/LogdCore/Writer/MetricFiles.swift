@@ -134,6 +134,8 @@ enum MetricFiles {
         private var slots: UnsafeMutablePointer<RowBuffer> = .allocate(capacity: 0)
         private var slotCount = 0
         private var runBuffered = 0
+        /// Whether `runBuffered` counts in the writer's `buffered` (until `detach`).
+        private var counted = true
         private var journaled = false
         private(set) var usable = true
         private(set) var count: UInt64 = 0
@@ -141,8 +143,21 @@ enum MetricFiles {
         init(rundirfd: Int32) { self.rundirfd = rundirfd }
 
         deinit {
-            KeyRows.buffered -= runBuffered
+            uncount()
             freeSlots()
+        }
+
+        private func uncount() {
+            if counted { KeyRows.buffered -= runBuffered }
+            runBuffered = 0
+        }
+
+        /// The run ended and goes to the finisher thread: its rows leave the writer's count
+        /// now (`buffered` is writer-confined), while the finisher still holds them. Finishing
+        /// runs can so hold at most another `totalBytes` beside the open runs'.
+        func detach() {
+            uncount()
+            counted = false
         }
 
         private func freeSlots() {
@@ -219,8 +234,7 @@ enum MetricFiles {
                 slots[i].journaled += slots[i].count
                 slots[i].count = 0
             }
-            KeyRows.buffered -= runBuffered
-            runBuffered = 0
+            uncount()
             try r.get()
         }
 
@@ -270,8 +284,7 @@ enum MetricFiles {
             }
             try out.finish()
             unlinkat(out.dirfd, KeyRows.journalName, 0)
-            KeyRows.buffered -= runBuffered
-            runBuffered = 0
+            uncount()
             return count
         }
 
@@ -279,8 +292,7 @@ enum MetricFiles {
         func abandon() {
             guard usable else { return }
             usable = false
-            KeyRows.buffered -= runBuffered
-            runBuffered = 0
+            uncount()
             freeSlots()
             let dirfd = openat(rundirfd, MetricFiles.directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if dirfd >= 0 {
@@ -499,6 +511,9 @@ enum MetricFiles {
             defer { close(fd) }
             started[i] = true
             try Posix.writeAll(fd, bytes)
+            // Written back now, not at the final fsync: that fsync would push megabytes at once,
+            // and every fsync of the writer's (one journal commit) would wait behind them.
+            Posix.writeBack(fd)
         }
 
         /// Every file complete: fsync each, rename it over its name, fsync the directory.

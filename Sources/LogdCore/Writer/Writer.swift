@@ -42,6 +42,8 @@ final class Writer: @unchecked Sendable {
     private var sharedStats = Stats()
     /// Copies the copier finished, waiting for the writer.
     private var completions: [CopyResult] = []
+    /// Runs the finisher finished, waiting for the writer.
+    private var finishedJobs: [RunFinisher.Done] = []
 
     // Writer-confined.
     private var runs: [Int32: RunFiles] = [:]
@@ -57,6 +59,9 @@ final class Writer: @unchecked Sendable {
     /// (every copy submitted before it: `flush` returning means copies are on disk).
     private var pendingBarriers: [(id: UInt64, copies: UInt64)] = []
     private var copier: ArtifactCopier!
+    private var finisher: RunFinisher!
+    /// Ended runs the finisher is finishing, by run id: a producer that joins one waits for it.
+    private var finishing: [String: RunFiles] = [:]
     private var copiesSubmitted: UInt64 = 0
     private var copiesFinished: UInt64 = 0
     /// Passed descriptors the writer is done with since the last report to the loop.
@@ -84,6 +89,12 @@ final class Writer: @unchecked Sendable {
         user = Writer.userName(getuid())
         scratch.reserveCapacity(1 << 16)
         copier = ArtifactCopier { [unowned self] result in self.copyFinished(result) }
+        finisher = RunFinisher(rootfd: rootfd, user: user) { [unowned self] done in
+            self.lock.withLock {
+                self.finishedJobs.append(done)
+                self.lock.signal()
+            }
+        }
     }
 
     /// The copier's door: a finished copy (thread-safe).
@@ -287,6 +298,7 @@ final class Writer: @unchecked Sendable {
 
     func start() {
         copier.start()
+        finisher.start()
         thread = NativeThread(name: "logd-writer") { [self] in run() }
     }
 
@@ -302,17 +314,20 @@ final class Writer: @unchecked Sendable {
             let interval = Int64(config.ackIntervalMs) * 1_000_000
             var batch: [[WriterItem]] = []
             var done: [CopyResult] = []
+            var runsDone: [RunFinisher.Done] = []
             var taken = 0
             if stats.blocked {
                 // The disk is full (or failing): take nothing new, so memory stays bounded and the
                 // loop stops reading; retry the pending writes until they succeed. A shutdown
                 // request still gets through.
                 var refusedBarriers: [UInt64] = []
+                var runsDone: [RunFinisher.Done] = []
                 let shutdown = lock.withLock { () -> Bool in
                     if !queue.contains(where: { $0.items.contains { if case .shutdown = $0 { true } else { false } } }) {
                         lock.wait(untilMonotonic: Posix.monotonicNanos() + Writer.retryIntervalNanos)
                     }
                     swap(&done, &completions)
+                    swap(&runsDone, &finishedJobs)
                     // Flushes queued behind the failure fail now rather than wait for space: a
                     // failed barrier claims nothing, so answering it early is safe.
                     for i in queue.indices where queue[i].items.contains(where: { if case .barrier = $0 { true } else { false } }) {
@@ -327,6 +342,7 @@ final class Writer: @unchecked Sendable {
                 if !shutdown {
                     var events: [LoopEvent] = refusedBarriers.map { .barrierDone($0, error: "writes are failing: \(stats.lastWriteError)") }
                     for result in done { copyDone(result, &events) }
+                    for job in runsDone { runFinished(job, &events) }
                     stats.blocked = false  // set again by any failure below
                     drainFiles()
                     events += durabilityPoint(now: Posix.monotonicNanos(), final: false)
@@ -341,11 +357,15 @@ final class Writer: @unchecked Sendable {
                 }
             }
             lock.withLock {
-                if queue.isEmpty && completions.isEmpty { lock.wait(untilMonotonic: Posix.monotonicNanos() + interval) }
+                if queue.isEmpty && completions.isEmpty && finishedJobs.isEmpty {
+                    lock.wait(untilMonotonic: Posix.monotonicNanos() + interval)
+                }
                 taken = takeSlice(&batch)
                 swap(&done, &completions)
+                swap(&runsDone, &finishedJobs)
             }
             var events: [LoopEvent] = []
+            for job in runsDone { runFinished(job, &events) }
             var requeued = false
             batchLoop: for (b, items) in batch.enumerated() {
                 for i in items.indices {
@@ -377,6 +397,9 @@ final class Writer: @unchecked Sendable {
                     defer { completions.removeAll() }
                     return completions
                 }
+                // Runs being finished are finished before the last durability point.
+                waitForFinisher(&events) { $0.isEmpty }
+                finisher.stop()
             }
             for result in done { copyDone(result, &events) }
             drainFiles()
@@ -589,6 +612,11 @@ final class Writer: @unchecked Sendable {
 
     private func join(_ runIndex: Int32, _ producer: ProducerInfo, _ events: inout [LoopEvent]) {
         let run: RunFiles
+        if runs[runIndex] == nil, finishing[producer.start.runID] != nil {
+            // A late producer of a run being finished (a forked child, a DDP rank that comes
+            // after the others ended) reopens its directory once it is finished: wait for that.
+            waitForFinisher(&events) { $0[producer.start.runID] == nil }
+        }
         if let existing = runs[runIndex] {
             run = existing
         } else if let reopened = reopenFinished(runIndex, producer) {
@@ -640,17 +668,7 @@ final class Writer: @unchecked Sendable {
         events.append(.runOpened(run: runIndex, directory: run.directory))
     }
 
-    // MARK: run markers
-    //
-    // `.logd/active/<hash of directory>` holds "<directory>\n<run id>\n" for every run that is
-    // not finished: it is written (fsync'd) before the run's mkdir and moved to
-    // `.logd/finished/` when the run ends, so a run id maps to one directory across restarts.
-
-    private func markerName(_ directory: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in directory.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return hexString(withUnsafeBytes(of: h.bigEndian, Array.init))
-    }
+    // MARK: run markers (RunFinisher.markFinished moves them to finished/)
 
     private func withStateDir(_ name: String, _ body: (Int32) throws(SystemError) -> Void) throws(SystemError) {
         let statefd = try Posix.makeDirectory(rootfd, ".logd", mode: 0o700)
@@ -663,38 +681,13 @@ final class Writer: @unchecked Sendable {
     private func writeMarker(directory: String, runID: String) throws(SystemError) {
         FaultPoints.hit("before-marker")
         try withStateDir("active") { fd throws(SystemError) in
-            try Posix.replaceFile(fd, markerName(directory), Array((directory + "\n" + runID + "\n").utf8))
+            try Posix.replaceFile(fd, RunFinisher.markerName(directory), Array((directory + "\n" + runID + "\n").utf8))
         }
         FaultPoints.hit("after-marker")
     }
 
     private func removeMarker(_ directory: String) {
-        try? withStateDir("active") { fd throws(SystemError) in _ = unlinkat(fd, markerName(directory), 0) }
-    }
-
-    /// The run ended: its marker moves from active/ to finished/ (one rename, then a directory
-    /// fsync), and the run id is remembered so a late producer reopens this directory.
-    private func markFinished(_ run: RunFiles) throws(SystemError) {
-        FaultPoints.hit("before-marker-removal")
-        let statefd = try Posix.makeDirectory(rootfd, ".logd", mode: 0o700)
-        defer { close(statefd) }
-        let activefd = try Posix.makeDirectory(statefd, "active", mode: 0o700)
-        defer { close(activefd) }
-        let finishedfd = try Posix.makeDirectory(statefd, "finished", mode: 0o700)
-        defer { close(finishedfd) }
-        let name = markerName(run.directory)
-        // The finished marker also lists each session's last frame, so a producer that resends
-        // after a restart (it missed the final acknowledgement) is told everything is durable.
-        var text = run.directory + "\n" + run.runID + "\n"
-        for p in run.producers {
-            text += "\(p.info.session) \(p.durableSeq)\n"
-            finishedSessions.append((p.info.session, p.durableSeq))
-        }
-        try Posix.replaceFile(finishedfd, name, Array(text.utf8))
-        unlinkat(activefd, name, 0)
-        try Posix.fsyncOrThrow(activefd)
-        remember(finished: run.runID, directory: run.directory)
-        FaultPoints.hit("after-marker-removal")
+        try? withStateDir("active") { fd throws(SystemError) in _ = unlinkat(fd, RunFinisher.markerName(directory), 0) }
     }
 
     /// Sessions of finished runs found at start-up (and completed during recovery), for the loop.
@@ -772,31 +765,64 @@ final class Writer: @unchecked Sendable {
         eventRunEnded(run, status: status)
         do {
             let durable = try run.makeDurable()
-            if !durable.isEmpty { events.append(.durable(durable)) }
-            if status != .crashed {
-                // Per-key metric files for yProv4ML's get_metric (MetricFiles.swift), derived from
-                // metrics.csv before prov.json points at them. Not the record: a failure is logged.
-                do {
-                    let (rows, collected) = try MetricFiles.write(run)
-                    log.log(
-                        .debug, "run \(run.directory): metrics/ \(rows) rows, \(collected ? "collected as they arrived" : "split from metrics.csv")")
-                } catch {
-                    stats.writeErrors += 1
-                    stats.lastWriteError = "run \(run.directory): metric files: \(error)"
-                    log.limited(.warning, key: "metric-files-\(run.index)", "run \(run.directory): cannot write metrics/: \(error)")
-                }
-            }
+            // What a flush promises is done here: the last records, the checkpoint, and the
+            // snapshots (run.yaml says how the run ended).
             try run.writeSnapshots(user: user, now: Posix.monotonicNanos())
-            run.closeFiles()
-            if status != .crashed {
-                try markFinished(run)
-                runs.removeValue(forKey: run.index)
-                paramsTotal -= run.paramsBound
-                keys.removeAll { $0.runIndex == run.index }
+            guard status != .crashed else {
+                if !durable.isEmpty { events.append(.durable(durable)) }
+                run.closeFiles()
+                log.log(.info, "run \(run.directory) \(status)")
+                return
             }
-            log.log(.info, "run \(run.directory) \(status)")
+            // The rest (metrics/ files, prov.json, the marker) on the finisher thread, with the
+            // run's last acknowledgements held until it is done (RunFinisher.swift).
+            runs.removeValue(forKey: run.index)
+            paramsTotal -= run.paramsBound
+            keys.removeAll { $0.runIndex == run.index }
+            run.keyRows?.detach()
+            let job = RunFinisher.Job(run: run, durable: durable)
+            if finisher.isRunning {
+                finishing[run.runID] = run
+                finisher.submit(job)
+            } else {
+                runFinished(finisher.finish(job), &events)  // recovery, before the threads start
+            }
         } catch {
             writeFailed(run, error)
+        }
+    }
+
+    /// The finisher finished a run (RunFinisher.finish): its held acknowledgements go out.
+    private func runFinished(_ done: RunFinisher.Done, _ events: inout [LoopEvent]) {
+        let run = done.job.run
+        if finishing[run.runID] === run { finishing[run.runID] = nil }
+        if !done.job.durable.isEmpty { events.append(.durable(done.job.durable)) }
+        switch done.metricFiles {
+        case .success(let (rows, collected)):
+            log.log(.debug, "run \(run.directory): metrics/ \(rows) rows, \(collected ? "collected as they arrived" : "split from metrics.csv")")
+        case .failure(let error):
+            stats.writeErrors += 1
+            stats.lastWriteError = "run \(run.directory): metric files: \(error)"
+            log.limited(.warning, key: "metric-files-\(run.index)", "run \(run.directory): cannot write metrics/: \(error)")
+        }
+        if let error = done.error {
+            writeFailed(run, error)
+            return
+        }
+        finishedSessions += done.sessions
+        remember(finished: run.runID, directory: run.directory)
+        log.log(.info, "run \(run.directory) \(run.status)")
+    }
+
+    /// Blocks the writer until `until(finishing)` holds, taking finished runs as they come.
+    private func waitForFinisher(_ events: inout [LoopEvent], until: ([String: RunFiles]) -> Bool) {
+        while !until(finishing) {
+            let jobs = lock.withLock { () -> [RunFinisher.Done] in
+                while finishedJobs.isEmpty { lock.wait(untilMonotonic: Posix.monotonicNanos() + 1_000_000_000) }
+                defer { finishedJobs.removeAll() }
+                return finishedJobs
+            }
+            for job in jobs { runFinished(job, &events) }
         }
     }
 
