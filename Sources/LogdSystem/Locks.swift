@@ -64,3 +64,87 @@ package final class NativeThread: @unchecked Sendable {
 
     package func join() { pthread_join(thread, nil) }
 }
+
+/// A few threads that run the items of one job at once, with the caller taking items too.
+/// For waits that overlap rather than add up: the fsyncs of many runs at one durability point
+/// are covered by one journal commit when they wait together, and on a busy machine each fsync
+/// done alone costs a sleep and a late wake-up.
+///
+/// Threading: `forEach` is for one thread at a time (the writer); `stop` joins the threads.
+package final class WorkerPool: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var job: ((Int) -> Void)?
+    private var next = 0
+    private var count = 0
+    private var finished = 0
+    private var stopping = false
+    private var threads: [NativeThread] = []
+
+    package init(threads n: Int) {
+        for _ in 0..<n { threads.append(NativeThread(name: "logd-worker") { [unowned self] in work() }) }
+    }
+
+    /// Calls `body(i)` for every `i` in `0..<count`, on the pool's threads and this one, and
+    /// returns when every call has returned.
+    package func forEach(_ count: Int, _ body: @escaping (Int) -> Void) {
+        guard count > 1, !threads.isEmpty else {
+            for i in 0..<count { body(i) }
+            return
+        }
+        lock.withLock {
+            job = body
+            next = 0
+            self.count = count
+            finished = 0
+            lock.broadcast()
+        }
+        while let i = take() {
+            body(i)
+            done()
+        }
+        lock.withLock {
+            while finished < self.count { lock.wait(untilMonotonic: Posix.monotonicNanos() + 1_000_000_000) }
+            job = nil
+        }
+    }
+
+    package func stop() {
+        lock.withLock {
+            stopping = true
+            lock.broadcast()
+        }
+        for t in threads { t.join() }
+        threads.removeAll()
+    }
+
+    private func take() -> Int? {
+        lock.withLock {
+            guard job != nil, next < count else { return nil }
+            next += 1
+            return next - 1
+        }
+    }
+
+    private func done() {
+        lock.withLock {
+            finished += 1
+            if finished == count { lock.broadcast() }
+        }
+    }
+
+    private func work() {
+        while true {
+            var item: (index: Int, body: (Int) -> Void)?
+            lock.withLock {
+                while !stopping && (job == nil || next >= count) { lock.wait(untilMonotonic: Posix.monotonicNanos() + 1_000_000_000) }
+                if !stopping, let job {
+                    item = (next, job)
+                    next += 1
+                }
+            }
+            guard let (index, body) = item else { return }
+            body(index)
+            done()
+        }
+    }
+}

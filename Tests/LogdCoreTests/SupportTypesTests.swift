@@ -28,3 +28,43 @@ struct TextTableTests {
         #expect(lines[2].hasPrefix("b"))
     }
 }
+
+@Suite("WorkerPool")
+struct WorkerPoolTests {
+    /// Counts under a lock (the pool's items run on several threads).
+    final class Tally: @unchecked Sendable {
+        let lock = ConditionLock()
+        var counts: [Int]
+        var started = 0
+        init(_ n: Int) { counts = Array(repeating: 0, count: n) }
+    }
+
+    @Test("forEach calls every index exactly once and returns after the last call, job after job (2,000 jobs of 0-9 items)")
+    func everyIndexOnce() {
+        let pool = WorkerPool(threads: 3)
+        defer { pool.stop() }
+        for job in 0..<2000 {
+            let n = job % 10
+            let tally = Tally(n)
+            pool.forEach(n) { i in tally.lock.withLock { tally.counts[i] += 1 } }
+            #expect(tally.lock.withLock { tally.counts } == Array(repeating: 1, count: n), "job \(job)")
+        }
+    }
+
+    @Test("the items of one job run at once: four items that each wait for all four to start all complete (3 threads and the caller)")
+    func itemsOverlap() {
+        let pool = WorkerPool(threads: 3)
+        defer { pool.stop() }
+        let tally = Tally(4)
+        pool.forEach(4) { i in
+            tally.lock.withLock {
+                tally.started += 1
+                tally.lock.broadcast()
+                let deadline = Posix.monotonicNanos() + 10_000_000_000
+                while tally.started < 4 && Posix.monotonicNanos() < deadline { tally.lock.wait(untilMonotonic: deadline) }
+                tally.counts[i] = tally.started
+            }
+        }
+        #expect(tally.counts == [4, 4, 4, 4], "every item saw all four started: \(tally.counts)")
+    }
+}

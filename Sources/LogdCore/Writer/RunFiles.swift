@@ -45,9 +45,13 @@ final class RunFiles {
     /// TensorBoard event files (EventFile.swift); nil when `tensorboard` is off.
     let events: EventFile?
     var isOpen = true
-    /// The run's active marker (`.logd/active/`) is durable: only then is anything acknowledged,
+    /// The run's active marker (`.logd/active/`) is written: only then is anything acknowledged,
     /// so a restart always finds the directory of every acknowledged record.
     var marked = false
+    /// A new run's marker, directories and first checkpoint were written without fsync (a run's
+    /// creation costs no waits on the writer's path): its first `makeDurable` makes them durable
+    /// before it acknowledges anything. The data root and this marker's name.
+    var unsyncedCreation: (rootfd: Int32, marker: String)?
 
     // Run outputs (RunOutputs.swift): summaries, artifacts, models, datasets.
     /// One running summary per (context, key), in the order keys first appeared.
@@ -272,6 +276,10 @@ final class RunFiles {
     /// Makes everything written so far durable: fsync the files, then replace the checkpoint.
     /// Returns the sessions whose durable frame number moved.
     func makeDurable() throws(SystemError) -> [(SessionID, UInt64)] {
+        if let creation = unsyncedCreation {
+            try RunFiles.syncCreation(rootfd: creation.rootfd, directory: directory, marker: creation.marker)
+            unsyncedCreation = nil
+        }
         try log.sync()
         try metrics.sync()
         try events?.sync()
@@ -289,6 +297,39 @@ final class RunFiles {
         FaultPoints.hit("after-checkpoint")
         needsDurability = false
         return moved
+    }
+
+    /// A new run's first checkpoint, before any record is written: present (not yet durable)
+    /// so a logd killed from here on finds it; `makeDurable` fsyncs the next one.
+    func writeFirstCheckpoint(rootfd: Int32, marker: String) throws(SystemError) {
+        try log.drain()
+        try metrics.drain()
+        try events?.drain()
+        FaultPoints.hit("before-checkpoint")
+        try Posix.replaceFile(dirfd, RunFiles.checkpointName, try checkpointBytes(), sync: false)
+        FaultPoints.hit("after-checkpoint")
+        unsyncedCreation = (rootfd, marker)
+        needsDurability = true
+    }
+
+    /// fsyncs what a run's creation wrote (RunFiles.create, Writer.writeMarker): the marker and
+    /// its directory, the experiment directory (the run directory's name) and the data root
+    /// (the experiment's). The run directory itself is fsynced with the next checkpoint.
+    static func syncCreation(rootfd: Int32, directory: String, marker: String) throws(SystemError) {
+        let statefd = try Posix.openDirectory(rootfd, ".logd")
+        defer { close(statefd) }
+        let activefd = try Posix.openDirectory(statefd, "active")
+        defer { close(activefd) }
+        let fd = openat(activefd, marker, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 { throw SystemError("open", path: ".logd/active/" + marker) }
+        defer { close(fd) }
+        try Posix.fsyncOrThrow(fd)
+        try Posix.fsyncOrThrow(activefd)
+        let experiment = String(directory.prefix { $0 != "/" })
+        let expfd = try Posix.openDirectory(rootfd, experiment)
+        defer { close(expfd) }
+        try Posix.fsyncOrThrow(expfd)
+        try Posix.fsyncOrThrow(rootfd)
     }
 
     // MARK: snapshots
@@ -337,13 +378,16 @@ final class RunFiles {
         return YAMLEmitter.render(doc.merging(outputsForRunYAML()))
     }
 
-    /// Rewrites the stale snapshot files, each replaced atomically (temp, fsync, rename), then
-    /// one directory fsync for them all: a crash leaves each the old file or the new one. (A
-    /// directory fsync per file made a flush under load wait for ~5 fsyncs per run.)
-    func writeSnapshots(user: String, now: Int64) throws(SystemError) {
+    /// Rewrites the stale snapshot files, each replaced atomically (temp, rename): a reader or a
+    /// killed logd sees the old file or the new one. `sync`: each fsynced before its rename, then
+    /// one directory fsync for them all. A running run's snapshots are not synced (each is
+    /// rendered from state its checkpoint holds, and a restart renders them all again: every
+    /// fsync here cost a flush under load a sleep and a wake-up); a run's last ones are
+    /// (RunFinisher), before its marker moves to finished/.
+    func writeSnapshots(user: String, now: Int64, sync: Bool = true) throws(SystemError) {
         var renamed = false
         func replace(_ name: String, _ bytes: [UInt8]) throws(SystemError) {
-            try Posix.replaceFile(dirfd, name, bytes, syncDirectory: false)
+            try Posix.replaceFile(dirfd, name, bytes, sync: sync, syncDirectory: false)
             renamed = true
         }
         if stale.contains(.config) {
@@ -357,7 +401,7 @@ final class RunFiles {
             stale.remove(.summary)
         }
         if stale.contains(.models) {
-            try writeModelFiles()
+            try writeModelFiles(sync: sync)
             stale.remove(.models)
         }
         if stale.contains(.prov) {
@@ -370,7 +414,7 @@ final class RunFiles {
             try replace("run.yaml", runYAML(user: user))
             stale.remove(.runYAML)
         }
-        if renamed { try Posix.fsyncOrThrow(dirfd) }
+        if renamed && sync { try Posix.fsyncOrThrow(dirfd) }
         lastSnapshot = now
     }
 

@@ -96,7 +96,9 @@ final class RunFinisher: @unchecked Sendable {
         // metrics.csv before prov.json points at them. Not the record: a failure is reported.
         done.metricFiles = Result { () throws(SystemError) in try MetricFiles.write(run) }
         do {
-            run.stale.insert(.prov)  // it names the metric files that now exist
+            // All of them again, each fsynced: prov.json names the metric files that now exist,
+            // and a finished run's snapshots are final (the running run's were not synced).
+            run.stale = .all
             try run.writeSnapshots(user: user, now: Posix.monotonicNanos())
             run.closeFiles()
             done.sessions = try RunFinisher.markFinished(run, rootfd: rootfd)

@@ -586,14 +586,14 @@ extension RunFiles {
     }
 
     /// models/<dir>/model.yaml for every model: its info, layers and versions.
-    func writeModelFiles() throws(SystemError) {
+    func writeModelFiles(sync: Bool = true) throws(SystemError) {
         guard !models.isEmpty else { return }
         let modelsfd = try Posix.makeDirectory(dirfd, "models")
         defer { close(modelsfd) }
         for mi in models.indices {
             let fd = try Posix.makeDirectory(modelsfd, models[mi].dir)
             defer { close(fd) }
-            try Posix.replaceFile(fd, "model.yaml", YAMLEmitter.render(modelValue(mi, layers: true)))
+            try Posix.replaceFile(fd, "model.yaml", YAMLEmitter.render(modelValue(mi, layers: true)), sync: sync)
         }
     }
 

@@ -60,6 +60,8 @@ final class Writer: @unchecked Sendable {
     private var pendingBarriers: [(id: UInt64, copies: UInt64)] = []
     private var copier: ArtifactCopier!
     private var finisher: RunFinisher!
+    /// Runs' fsyncs at a durability point, at once (nil until `start`: recovery is sequential).
+    private var workers: WorkerPool?
     /// Ended runs the finisher is finishing, by run id: a producer that joins one waits for it.
     private var finishing: [String: RunFiles] = [:]
     private var copiesSubmitted: UInt64 = 0
@@ -72,6 +74,8 @@ final class Writer: @unchecked Sendable {
     private var requeuedBytes = 0
     private var scratch: [UInt8] = []
     private let user: String
+    /// Threads beside the writer's own that fsync runs at a durability point.
+    static let workerThreads = 3
     /// Writer-confined copy of `stats.blocked`'s cause: when the next retry is due.
     private static let retryIntervalNanos: Int64 = 200_000_000
 
@@ -299,6 +303,7 @@ final class Writer: @unchecked Sendable {
     func start() {
         copier.start()
         finisher.start()
+        workers = WorkerPool(threads: Writer.workerThreads)
         thread = NativeThread(name: "logd-writer") { [self] in run() }
     }
 
@@ -421,6 +426,7 @@ final class Writer: @unchecked Sendable {
             if !events.isEmpty { post(events) }
         }
         for run in runs.values where run.isOpen { run.closeFiles() }
+        workers?.stop()
         post([.stopped])
     }
 
@@ -631,13 +637,16 @@ final class Writer: @unchecked Sendable {
                 run = try RunFiles.create(index: runIndex, rootfd: rootfd, producer: producer, config: config) {
                     directory throws(SystemError) in
                     if let previous = intended { removeMarker(previous) }
-                    try writeMarker(directory: directory, runID: producer.start.runID)
+                    try writeMarker(directory: directory, runID: producer.start.runID, sync: false)
                     intended = directory
                 }
                 run.marked = true
                 run.keyRows = MetricFiles.KeyRows(rundirfd: run.dirfd)
                 runs[runIndex] = run
-                _ = try run.makeDurable()  // the checkpoint exists before anything is acknowledged
+                // The checkpoint exists before any record is written; it, the marker and the
+                // directories are fsynced at the run's first durability point, before anything
+                // is acknowledged, and there with the other runs' fsyncs at once.
+                try run.writeFirstCheckpoint(rootfd: rootfd, marker: RunFinisher.markerName(run.directory))
                 log.log(.info, "run \(run.directory) started (run id \(run.runID))")
             } catch {
                 stats.writeErrors += 1
@@ -678,10 +687,11 @@ final class Writer: @unchecked Sendable {
         try body(fd)
     }
 
-    private func writeMarker(directory: String, runID: String) throws(SystemError) {
+    /// `sync: false`: a new run's, fsynced by its first durability point (RunFiles.syncCreation).
+    private func writeMarker(directory: String, runID: String, sync: Bool = true) throws(SystemError) {
         FaultPoints.hit("before-marker")
         try withStateDir("active") { fd throws(SystemError) in
-            try Posix.replaceFile(fd, RunFinisher.markerName(directory), Array((directory + "\n" + runID + "\n").utf8))
+            try Posix.replaceFile(fd, RunFinisher.markerName(directory), Array((directory + "\n" + runID + "\n").utf8), sync: sync)
         }
         FaultPoints.hit("after-marker")
     }
@@ -766,8 +776,8 @@ final class Writer: @unchecked Sendable {
         do {
             let durable = try run.makeDurable()
             // What a flush promises is done here: the last records, the checkpoint, and the
-            // snapshots (run.yaml says how the run ended).
-            try run.writeSnapshots(user: user, now: Posix.monotonicNanos())
+            // snapshots (run.yaml says how the run ended; the finisher syncs them).
+            try run.writeSnapshots(user: user, now: Posix.monotonicNanos(), sync: status == .crashed)
             guard status != .crashed else {
                 if !durable.isEmpty { events.append(.durable(durable)) }
                 run.closeFiles()
@@ -913,11 +923,13 @@ final class Writer: @unchecked Sendable {
     private func durabilityPoint(now: Int64, final: Bool) -> [LoopEvent] {
         var durable: [(SessionID, UInt64)] = []
         var failure: String?
-        for run in runs.values where run.isOpen && (run.needsDurability || run.log.dirty || run.metrics.dirty) {
-            do {
-                durable += try run.makeDurable()
+        let due = runs.values.filter { $0.isOpen && ($0.needsDurability || $0.log.dirty || $0.metrics.dirty) }
+        for (run, result) in zip(due, inParallel(due) { run throws(SystemError) in try run.makeDurable() }) {
+            switch result {
+            case .success(let moved):
+                durable += moved
                 stats.fsyncs += 3
-            } catch {
+            case .failure(let error):
                 writeFailed(run, error)
                 failure = "run \(run.directory): \(error)"
             }
@@ -925,9 +937,10 @@ final class Writer: @unchecked Sendable {
         // Barriers complete once the copies submitted before them have finished.
         let ready = pendingBarriers.filter { final || $0.copies <= copiesFinished }
         let snapshotDue = Int64(config.snapshotIntervalMs) * 1_000_000
-        for run in runs.values
-        where run.snapshotStale && (final || !ready.isEmpty || now - run.lastSnapshot >= snapshotDue) {
-            do { try run.writeSnapshots(user: user, now: now) } catch { writeFailed(run, error) }
+        let stale = runs.values.filter { $0.snapshotStale && (final || !ready.isEmpty || now - $0.lastSnapshot >= snapshotDue) }
+        let user = user
+        for (run, result) in zip(stale, inParallel(stale) { run throws(SystemError) in try run.writeSnapshots(user: user, now: now, sync: false) }) {
+            if case .failure(let error) = result { writeFailed(run, error) }
         }
         stats.batchesWritten += 1
         lastDurable = now
@@ -940,6 +953,18 @@ final class Writer: @unchecked Sendable {
         }
         pendingBarriers.removeAll { final || $0.copies <= copiesFinished }
         return events
+    }
+
+    /// `body` for each run, the runs at once on the worker pool (each run's files are its own):
+    /// their fsyncs wait together instead of one after another.
+    private func inParallel<T>(_ runs: [RunFiles], _ body: @escaping (RunFiles) throws(SystemError) -> T) -> [Result<T, SystemError>] {
+        var results = [Result<T, SystemError>?](repeating: nil, count: runs.count)
+        results.withUnsafeMutableBufferPointer { out in
+            let out = out
+            let each = { (i: Int) in out[i] = Result { () throws(SystemError) in try body(runs[i]) } }
+            if let workers { workers.forEach(runs.count, each) } else { for i in runs.indices { each(i) } }
+        }
+        return results.map { $0! }
     }
 
     private func updateDiskFree() {
