@@ -60,7 +60,11 @@ extension LogdConfig {
             }
         }
         // Unless set, the queue bound grows with max_frame_bytes (at least two frames fit).
-        if !queueSet { writerQueueBytes = max(writerQueueBytes, 2 * maxFrameBytes) }
+        // (Saturating: an out-of-range max_frame_bytes is refused by `validate` with its own message.)
+        if !queueSet {
+            let twoFrames = maxFrameBytes.multipliedReportingOverflow(by: 2)
+            writerQueueBytes = max(writerQueueBytes, twoFrames.overflow ? .max : twoFrames.partialValue)
+        }
         do { try validate() } catch { throw ConfigError(message: "\(fileName): \(error.message)") }
     }
 }
