@@ -192,8 +192,16 @@ package final class Forwarder: @unchecked Sendable {
         report.state = "caught up"
         if node.phase(run) == nil, Checkpoint.stamp(runDirectory: dir) == stamp { idleAt[dir] = stamp }
 
-        // 4. The end.
+        // 4. The end, once it is complete on disk: logd finishes an ended run (its metrics/
+        // files, the final prov.json) after run.yaml says it ended, and moves its marker last.
         guard let phase = node.phase(run), Checkpoint.stamp(runDirectory: dir) == stamp else { return }
+        // (Only when run.yaml itself says so: a node of a multi-node run ends its part while its
+        // run stays running, and active, until the other ranks' wait is over.)
+        if let ended = run.phase, ended.isEnded, ended != .crashed, dir.hasPrefix(dataRoot + "/"),
+            RunMarker.isActive(dataRoot: dataRoot, directory: String(dir.dropFirst(dataRoot.count + 1)))
+        {
+            return
+        }
         if settings.artifacts { try sendArtifacts(&cur, run: run, node: node, dir: dir) }
         // One more look before the end: the run all nodes agree on.
         let before = cur.mlflowRunID

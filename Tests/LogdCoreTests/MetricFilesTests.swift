@@ -186,11 +186,14 @@ extension DaemonTests {
         #expect(!FileManager.default.fileExists(atPath: h.dataRoot + "/" + dir + "/metrics/loss_training_None.csv"))
         let active = (try? FileManager.default.contentsOfDirectory(atPath: h.dataRoot + "/.logd/active")) ?? []
         #expect(active.count == 1, "the run's marker stays active until it is finished: \(active)")
+        // The producer's FLUSH after its RUN_END: the barrier completes (the writer is free, as
+        // the control flush showed), but FLUSH_DONE waits for the run's last acknowledgement.
+        #expect(throws: DaemonHarness.HarnessError.self, "no FLUSH_DONE while the run's end is held") { try p.flush(timeoutMs: 500) }
+        try h.flush()
         // A late producer of the same run id joins while the job is held; the writer takes its
         // join only after the job is done.
         let late = try RawProducer(h, runID: "held", experiment: "mf", name: "held")
         try late.metric("loss", context: "training", 100, step: 100)
-        #expect(throws: DaemonHarness.HarnessError.self, "no FLUSH_DONE while the run's end is held") { try p.flush(timeoutMs: 300) }
         try FileManager.default.removeItem(atPath: hold)
         let after = try p.flush()
         #expect(after.durableThrough == before + 1, "RUN_END is acknowledged once the run is finished")

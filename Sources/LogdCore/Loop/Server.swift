@@ -131,10 +131,12 @@ public final class Server: @unchecked Sendable {
     var runsEpoch: UInt64 = 0
     private var nextBarrier: UInt64 = 1
     var barriers: [UInt64: BarrierWaiter] = [:]
-    /// Producer FLUSHes whose barrier completed while the session's last frames were not yet
-    /// acknowledged: the session ended its run, whose end the writer finishes in the background
-    /// with the last acknowledgements held (RunFinisher). FLUSH_DONE waits for them, so it never
-    /// reports a durable number below a frame sent before the FLUSH.
+    /// Sessions of runs the writer's finisher is finishing (`.runFinishing` to `.runFinished`):
+    /// their last acknowledgements are held until the run is finished.
+    var finishingSessions: Set<SessionID> = []
+    /// Producer FLUSHes of those sessions whose barrier completed below a frame sent before the
+    /// FLUSH: FLUSH_DONE waits for the acknowledgement (or the run's finish), so it never reports
+    /// a durable number below such a frame. They stay counted in `pendingBarriers` until sent.
     var heldFlushes: [SessionID: [(connection: Int, token: UInt64, through: UInt64)]] = [:]
     /// Each producer session's rank, from its RUN_START.
     var ranks: [SessionID: Int32] = [:]
@@ -280,6 +282,13 @@ public final class Server: @unchecked Sendable {
                 for (session, seq) in marks { acknowledge(session, seq) }
             case .barrierDone(let id, let error):
                 completeBarrier(id, error: error)
+            case .runFinishing(let list):
+                finishingSessions.formUnion(list)
+            case .runFinished(let list):
+                for session in list {
+                    finishingSessions.remove(session)
+                    releaseHeldFlushes(session, all: true)
+                }
             case .runOpened(let index, let directory):
                 runs[index]?.directory = directory
             case .queueDrained:
@@ -714,22 +723,28 @@ public final class Server: @unchecked Sendable {
     // MARK: acknowledgements and barriers
 
     private func acknowledge(_ session: SessionID, _ seq: UInt64) {
-        guard let s = sessions[session] else {
-            heldFlushes[session] = nil  // the session is gone, and its connection with it
-            return
-        }
+        guard let s = sessions[session] else { return }
         s.durable = max(s.durable, seq)
         sessions[session] = s
-        if let held = heldFlushes[session] {
-            heldFlushes[session] = held.filter { $0.through > s.durable }.nilIfEmpty
-            for h in held where h.through <= s.durable {
-                guard let conn = connections[h.connection] else { continue }
-                send(.flushDone(FlushDone(token: h.token, status: .ok, durableThrough: s.durable)), to: conn)
-            }
-        }
+        releaseHeldFlushes(session, all: false)
         if let id = s.connection, let conn = connections[id] {
             conn.pendingAck = s.durable
             flushOutput(conn)
+        }
+    }
+
+    /// Sends the held FLUSH_DONEs of `session` that its durable number now covers (`all`: every
+    /// one, its run being finished), with that number.
+    private func releaseHeldFlushes(_ session: SessionID, all: Bool) {
+        guard let held = heldFlushes[session] else { return }
+        let durable = sessions[session]?.durable ?? 0
+        let ready = held.filter { all || $0.through <= durable }
+        let rest = held.filter { !(all || $0.through <= durable) }
+        heldFlushes[session] = rest.isEmpty ? nil : rest
+        for h in ready {
+            guard let conn = connections[h.connection] else { continue }
+            if conn.pendingBarriers > 0 { conn.pendingBarriers -= 1 }
+            send(.flushDone(FlushDone(token: h.token, status: .ok, durableThrough: durable)), to: conn)
         }
     }
 
@@ -753,16 +768,17 @@ public final class Server: @unchecked Sendable {
 
     private func completeBarrier(_ id: UInt64, error: String?) {
         guard let waiter = barriers.removeValue(forKey: id) else { return }
+        if case .producer(let c, let token, let session, let through) = waiter, error == nil, finishingSessions.contains(session),
+            connections[c] != nil, (sessions[session]?.durable ?? 0) < through
+        {
+            heldFlushes[session, default: []].append((c, token, through))
+            return
+        }
         barrierLeft(waiter)
         switch waiter {
-        case .producer(let c, let token, let session, let through):
+        case .producer(let c, let token, let session, _):
             guard let conn = connections[c] else { return }
-            let state = sessions[session]
-            let durable = state?.durable ?? 0
-            if error == nil, let state, state.end != nil, state.run != nil, durable < through {
-                heldFlushes[session, default: []].append((c, token, through))
-                return
-            }
+            let durable = sessions[session]?.durable ?? 0
             send(.flushDone(FlushDone(token: token, status: error == nil ? .ok : .failed, durableThrough: durable)), to: conn)
         case .control(let c, let requestID, _, let recordsAtRequest):
             guard let conn = connections[c] else { return }
@@ -853,8 +869,4 @@ public final class Server: @unchecked Sendable {
         uv_close(UnsafeMutableRawPointer(timer).assumingMemoryBound(to: uv_handle_t.self), c_serverHandleClosed)
         uv_close(UnsafeMutableRawPointer(door).assumingMemoryBound(to: uv_handle_t.self), c_serverHandleClosed)
     }
-}
-
-extension Array {
-    var nilIfEmpty: Self? { isEmpty ? nil : self }
 }

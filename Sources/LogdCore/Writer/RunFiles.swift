@@ -284,6 +284,7 @@ final class RunFiles {
         try metrics.sync()
         try events?.sync()
         var moved: [(SessionID, UInt64)] = []
+        let before = producers.map(\.durableSeq)
         for i in producers.indices where marked {
             // A copy still running holds its session's acknowledgement below its frame: the
             // frame is durable only once the copy is (a restart takes it again, see `holes`).
@@ -293,10 +294,44 @@ final class RunFiles {
             moved.append((producers[i].info.session, target))
         }
         FaultPoints.hit("before-checkpoint")
-        try Posix.replaceFile(dirfd, RunFiles.checkpointName, try checkpointBytes())
+        do {
+            try Posix.replaceFile(dirfd, RunFiles.checkpointName, try checkpointBytes())
+        } catch {
+            // Not durable after all: the next try moves (and reports) them again.
+            for i in producers.indices where i < before.count { producers[i].durableSeq = before[i] }
+            throw error
+        }
         FaultPoints.hit("after-checkpoint")
         needsDurability = false
         return moved
+    }
+
+    /// fsyncs every snapshot file there is, then the directory: a run's last snapshots, some of
+    /// them written unsynced while it ran, are final before it counts as finished.
+    func syncSnapshotFiles() throws(SystemError) {
+        var paths = ["config.yaml", "config_tree.txt", "summary.yaml", "prov.json", "run.yaml"]
+        paths += models.map { "models/" + $0.dir + "/model.yaml" }
+        for path in paths {
+            let fd = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+            if fd < 0 {
+                if errno == ENOENT { continue }
+                throw SystemError("open", path: path)
+            }
+            defer { close(fd) }
+            try Posix.fsyncOrThrow(fd)
+        }
+        if !models.isEmpty {
+            let fd = try Posix.openDirectory(dirfd, "models")
+            defer { close(fd) }
+            for m in models {
+                let sub = openat(fd, m.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if sub < 0 { continue }  // no model.yaml written for it
+                defer { close(sub) }
+                try Posix.fsyncOrThrow(sub)
+            }
+            try Posix.fsyncOrThrow(fd)
+        }
+        try Posix.fsyncOrThrow(dirfd)
     }
 
     /// A new run's first checkpoint, before any record is written: present (not yet durable)
@@ -384,7 +419,9 @@ final class RunFiles {
     /// rendered from state its checkpoint holds, and a restart renders them all again: every
     /// fsync here cost a flush under load a sleep and a wake-up); a run's last ones are
     /// (RunFinisher), before its marker moves to finished/.
-    func writeSnapshots(user: String, now: Int64, sync: Bool = true) throws(SystemError) {
+    /// `deferring`: snapshots left stale for a later call (a run's end leaves the O(keys) ones to
+    /// the finisher).
+    func writeSnapshots(user: String, now: Int64, sync: Bool = true, deferring: Snapshots = []) throws(SystemError) {
         var renamed = false
         func replace(_ name: String, _ bytes: [UInt8]) throws(SystemError) {
             try Posix.replaceFile(dirfd, name, bytes, sync: sync, syncDirectory: false)
@@ -395,16 +432,16 @@ final class RunFiles {
             try replace("config_tree.txt", ConfigTree.render(params))
             stale.remove(.config)
         }
-        if summaryWrittenAt != metricCount || stale.contains(.summary) {
+        if !deferring.contains(.summary) && (summaryWrittenAt != metricCount || stale.contains(.summary)) {
             try replace("summary.yaml", summaryYAML())
             summaryWrittenAt = metricCount
             stale.remove(.summary)
         }
-        if stale.contains(.models) {
+        if stale.contains(.models) && !deferring.contains(.models) {
             try writeModelFiles(sync: sync)
             stale.remove(.models)
         }
-        if stale.contains(.prov) {
+        if stale.contains(.prov) && !deferring.contains(.prov) {
             // The agent is the person who ran the training: the first producer's uid (the
             // kernel's word). run.yaml's `user` stays the account logd runs as.
             try replace("prov.json", Provenance.document(for: self, user: runUser(fallback: user)))

@@ -96,10 +96,11 @@ final class RunFinisher: @unchecked Sendable {
         // metrics.csv before prov.json points at them. Not the record: a failure is reported.
         done.metricFiles = Result { () throws(SystemError) in try MetricFiles.write(run) }
         do {
-            // All of them again, each fsynced: prov.json names the metric files that now exist,
-            // and a finished run's snapshots are final (the running run's were not synced).
-            run.stale = .all
-            try run.writeSnapshots(user: user, now: Posix.monotonicNanos())
+            // The snapshots the writer left (summary.yaml, prov.json, which names the metric files
+            // that now exist), then every snapshot fsynced: a finished run's are final.
+            run.stale.insert(.prov)
+            try run.writeSnapshots(user: user, now: Posix.monotonicNanos(), sync: false)
+            try run.syncSnapshotFiles()
             run.closeFiles()
             done.sessions = try RunFinisher.markFinished(run, rootfd: rootfd)
         } catch {
@@ -115,11 +116,7 @@ final class RunFinisher: @unchecked Sendable {
     // not finished: it is written (fsync'd) before the run's mkdir and moved to
     // `.logd/finished/` when the run ends, so a run id maps to one directory across restarts.
 
-    static func markerName(_ directory: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in directory.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return hexString(withUnsafeBytes(of: h.bigEndian, Array.init))
-    }
+    static func markerName(_ directory: String) -> String { RunMarker.name(directory: directory) }
 
     /// The run ended: its marker moves from active/ to finished/ (one rename, then a directory
     /// fsync). Returns each session's last frame, which the finished marker lists so a producer

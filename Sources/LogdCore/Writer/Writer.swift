@@ -155,6 +155,9 @@ final class Writer: @unchecked Sendable {
                     continue
                 }
                 run.marked = true
+                // Its creation may never have been fsynced (killed before its first durability
+                // point): the first one after the restart does it, before acknowledging anything.
+                run.unsyncedCreation = (rootfd, name)
                 runs[index] = run
                 countParams(run)
                 run.removeSnapshotTemps()
@@ -326,13 +329,13 @@ final class Writer: @unchecked Sendable {
                 // loop stops reading; retry the pending writes until they succeed. A shutdown
                 // request still gets through.
                 var refusedBarriers: [UInt64] = []
-                var runsDone: [RunFinisher.Done] = []
                 let shutdown = lock.withLock { () -> Bool in
                     if !queue.contains(where: { $0.items.contains { if case .shutdown = $0 { true } else { false } } }) {
                         lock.wait(untilMonotonic: Posix.monotonicNanos() + Writer.retryIntervalNanos)
                     }
                     swap(&done, &completions)
-                    swap(&runsDone, &finishedJobs)
+                    runsDone += finishedJobs  // taken here, also when a shutdown falls through
+                    finishedJobs.removeAll()
                     // Flushes queued behind the failure fail now rather than wait for space: a
                     // failed barrier claims nothing, so answering it early is safe.
                     for i in queue.indices where queue[i].items.contains(where: { if case .barrier = $0 { true } else { false } }) {
@@ -348,6 +351,7 @@ final class Writer: @unchecked Sendable {
                     var events: [LoopEvent] = refusedBarriers.map { .barrierDone($0, error: "writes are failing: \(stats.lastWriteError)") }
                     for result in done { copyDone(result, &events) }
                     for job in runsDone { runFinished(job, &events) }
+                    runsDone.removeAll()
                     stats.blocked = false  // set again by any failure below
                     drainFiles()
                     events += durabilityPoint(now: Posix.monotonicNanos(), final: false)
@@ -366,8 +370,10 @@ final class Writer: @unchecked Sendable {
                     lock.wait(untilMonotonic: Posix.monotonicNanos() + interval)
                 }
                 taken = takeSlice(&batch)
-                swap(&done, &completions)
-                swap(&runsDone, &finishedJobs)
+                done += completions  // (a shutdown that fell through the blocked branch has some)
+                completions.removeAll()
+                runsDone += finishedJobs
+                finishedJobs.removeAll()
             }
             var events: [LoopEvent] = []
             for job in runsDone { runFinished(job, &events) }
@@ -773,32 +779,38 @@ final class Writer: @unchecked Sendable {
             run.keyRows = nil
         }
         eventRunEnded(run, status: status)
+        let durable: [(SessionID, UInt64)]
+        do { durable = try run.makeDurable() } catch {
+            writeFailed(run, error)  // still open: the next durability point tries again
+            return
+        }
+        guard status != .crashed else {
+            if !durable.isEmpty { events.append(.durable(durable)) }
+            do { try run.writeSnapshots(user: user, now: Posix.monotonicNanos()) } catch { writeFailed(run, error) }
+            run.closeFiles()
+            log.log(.info, "run \(run.directory) \(status)")
+            return
+        }
+        // What a flush promises is done here: the last records and the checkpoint are durable,
+        // and run.yaml says how the run ended. The rest — metrics/ files, summary.yaml and
+        // prov.json (each costs O(keys)), every snapshot fsynced, the marker — on the finisher
+        // thread, with the run's last acknowledgements held until it is done (RunFinisher.swift).
         do {
-            let durable = try run.makeDurable()
-            // What a flush promises is done here: the last records, the checkpoint, and the
-            // snapshots (run.yaml says how the run ended; the finisher syncs them).
-            try run.writeSnapshots(user: user, now: Posix.monotonicNanos(), sync: status == .crashed)
-            guard status != .crashed else {
-                if !durable.isEmpty { events.append(.durable(durable)) }
-                run.closeFiles()
-                log.log(.info, "run \(run.directory) \(status)")
-                return
-            }
-            // The rest (metrics/ files, prov.json, the marker) on the finisher thread, with the
-            // run's last acknowledgements held until it is done (RunFinisher.swift).
-            runs.removeValue(forKey: run.index)
-            paramsTotal -= run.paramsBound
-            keys.removeAll { $0.runIndex == run.index }
-            run.keyRows?.detach()
-            let job = RunFinisher.Job(run: run, durable: durable)
-            if finisher.isRunning {
-                finishing[run.runID] = run
-                finisher.submit(job)
-            } else {
-                runFinished(finisher.finish(job), &events)  // recovery, before the threads start
-            }
+            try run.writeSnapshots(user: user, now: Posix.monotonicNanos(), sync: false, deferring: [.summary, .prov, .models])
         } catch {
-            writeFailed(run, error)
+            writeFailed(run, error)  // the finisher writes every snapshot again
+        }
+        runs.removeValue(forKey: run.index)
+        paramsTotal -= run.paramsBound
+        keys.removeAll { $0.runIndex == run.index }
+        run.keyRows?.detach()
+        let job = RunFinisher.Job(run: run, durable: durable)
+        events.append(.runFinishing(run.producers.map(\.info.session)))
+        if finisher.isRunning {
+            finishing[run.runID] = run
+            finisher.submit(job)
+        } else {
+            runFinished(finisher.finish(job), &events)  // recovery, before the threads start
         }
     }
 
@@ -807,6 +819,7 @@ final class Writer: @unchecked Sendable {
         let run = done.job.run
         if finishing[run.runID] === run { finishing[run.runID] = nil }
         if !done.job.durable.isEmpty { events.append(.durable(done.job.durable)) }
+        events.append(.runFinished(run.producers.map(\.info.session)))
         switch done.metricFiles {
         case .success(let (rows, collected)):
             log.log(.debug, "run \(run.directory): metrics/ \(rows) rows, \(collected ? "collected as they arrived" : "split from metrics.csv")")

@@ -75,6 +75,11 @@ enum LoopEvent: Sendable {
     /// These sessions are durable through these frame numbers.
     case durable([(SessionID, UInt64)])
     case barrierDone(UInt64, error: String?)
+    /// A run's end went to the finisher: these sessions' last acknowledgements are held, and
+    /// a FLUSH_DONE of theirs waits for them (`Server.heldFlushes`).
+    case runFinishing([SessionID])
+    /// …and is finished: their acknowledgements are out (just before, as `.durable`).
+    case runFinished([SessionID])
     /// A run's directory exists (path relative to the data root).
     case runOpened(run: Int32, directory: String)
     /// The writer took items off the queue: the loop may resume reading.
