@@ -66,13 +66,6 @@ package enum Posix {
         if fsync(fd) != 0 { throw SystemError("fsync") }
     }
 
-    /// Writes `fd`'s dirty pages back and waits for them (Linux sync_file_range: data only, no
-    /// journal commit), so a later fsync has little left to push. Best effort: an error here
-    /// shows again at that fsync.
-    package static func writeBack(_ fd: Int32) {
-        _ = c_sync_file_range(fd, 0, 0, 2 | 4)  // SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER
-    }
-
     /// Opens a directory below `dirfd` without following a symlink at the last component.
     package static func openDirectory(_ dirfd: Int32, _ name: String) throws(SystemError) -> Int32 {
         let fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -182,7 +175,3 @@ package enum Posix {
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 }
-
-/// glibc's sync_file_range(2), which Glibc's module map leaves out (it needs _GNU_SOURCE).
-@_silgen_name("sync_file_range")
-private func c_sync_file_range(_ fd: Int32, _ offset: Int64, _ count: Int64, _ flags: UInt32) -> Int32

@@ -513,7 +513,7 @@ enum MetricFiles {
             try Posix.writeAll(fd, bytes)
             // Written back now, not at the final fsync: that fsync would push megabytes at once,
             // and every fsync of the writer's (one journal commit) would wait behind them.
-            Posix.writeBack(fd)
+            _ = syncFileRange(fd, 0, 0, 2 | 4)  // SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER
         }
 
         /// Every file complete: fsync each, rename it over its name, fsync the directory.
@@ -728,3 +728,9 @@ enum MetricFiles {
         }
     }
 }
+
+/// glibc's sync_file_range(2), which Glibc's module map leaves out (it needs _GNU_SOURCE):
+/// writes a file's dirty pages back (data only, no journal commit). Best effort where it is
+/// called: an error shows again at the file's fsync.
+@_extern(c, "sync_file_range")
+func syncFileRange(_ fd: Int32, _ offset: Int64, _ count: Int64, _ flags: UInt32) -> Int32
