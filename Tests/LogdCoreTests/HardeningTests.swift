@@ -229,8 +229,9 @@ extension DaemonTests {
 
     /// Starts logd armed to SIGKILL itself at `point`, runs a producer with resend through the
     /// crash and a restart, and checks the exactly-once oracle: one directory for the run id,
-    /// every row once, the right final status.
-    private func crashAt(_ point: String, metrics: Int = 3000) throws {
+    /// every row once, the right final status. `between`: done to the data root while logd is
+    /// down (what a power failure could leave).
+    private func crashAt(_ point: String, metrics: Int = 3000, between: ((DaemonHarness) throws -> Void)? = nil) throws {
         let h = try DaemonHarness()
         defer { h.shutdown() }
         h.environment = ["LOGD_FAULT_POINT": point]
@@ -239,6 +240,7 @@ extension DaemonTests {
             "--run-id", "fault-\(point)", "--experiment", "faults", "--metrics", "\(metrics)", "--logs", "50", "--retry-seconds", "60",
         ])
         #expect(h.waitForExit(timeout: 60), "logd reached fault point \(point)")
+        try between?(h)
         h.environment = [:]
         try h.start()
         #expect(waitAll([p], timeout: 120))
@@ -261,6 +263,23 @@ extension DaemonTests {
             "after-marker-removal",
         ])
     func faultPointRestart(point: String) throws { try crashAt(point) }
+
+    @Test(
+        "a run's first checkpoint found empty after a restart (a power failure before the run's first durability point): the never-acknowledged directory is removed, not left behind or quarantined"
+    )
+    func emptyFirstCheckpointIsRemoved() throws {
+        var emptied = ""
+        try crashAt("after-checkpoint") { h in
+            // The kill came right after the first checkpoint, written without fsync: empty it.
+            let dirs = h.runDirectories()
+            #expect(dirs.count == 1, "\(dirs)")
+            emptied = dirs.first ?? ""
+            let path = h.dataRoot + "/" + emptied + "/.logd-checkpoint"
+            #expect(FileManager.default.fileExists(atPath: path))
+            try Data().write(to: URL(fileURLWithPath: path))
+        }
+        #expect(!emptied.isEmpty)
+    }
 
     @Test("a producer that starts after its run ended (a late fork, a late DDP rank) joins the same directory")
     func lateProducerReopensFinishedRun() throws {

@@ -223,8 +223,8 @@ final class Writer: @unchecked Sendable {
         }
     }
 
-    /// A directory with no checkpoint that holds nothing but the empty files a new run starts
-    /// with is removed (true); anything else is left for quarantine (false).
+    /// A directory with no readable checkpoint that holds nothing but the empty files a new run
+    /// starts with is removed (true); anything else is left for quarantine (false).
     private func removeIfUnused(_ runfd: Int32?, _ directory: String) -> Bool {
         guard let runfd else { return true }  // never created
         let names = Writer.entries(runfd)
@@ -235,6 +235,10 @@ final class Writer: @unchecked Sendable {
             guard fstatat(runfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_size <= RunFiles.metricsHeader.count else { return false }
         }
         for name in names { unlinkat(runfd, name, 0) }
+        // And an unreadable first checkpoint (a power failure before the run's first durability
+        // point can leave it empty): otherwise the rmdir fails and an orphan stays behind.
+        unlinkat(runfd, RunFiles.checkpointName, 0)
+        unlinkat(runfd, "." + RunFiles.checkpointName + ".tmp", 0)
         let parts = directory.split(separator: "/")
         if let expfd = try? Posix.openDirectory(rootfd, String(parts[0])) {
             unlinkat(expfd, String(parts[1]), AT_REMOVEDIR)
