@@ -148,3 +148,47 @@ package final class WorkerPool: @unchecked Sendable {
         }
     }
 }
+
+/// The jobs of one helper thread (the writer's copier and finisher): submitted from any thread,
+/// taken in order by the helper.
+package final class JobQueue<Job>: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var jobs: [Job] = []
+    private var stopping = false
+
+    package init() {}
+
+    package func submit(_ job: Job) {
+        lock.withLock {
+            jobs.append(job)
+            lock.signal()
+        }
+    }
+
+    /// Waits for the next job. After `stop`: nil at once, or (`drain`) once the queue is empty.
+    package func next(drain: Bool) -> Job? {
+        lock.withLock {
+            while jobs.isEmpty && !stopping { lock.wait(untilMonotonic: Posix.monotonicNanos() + 1_000_000_000) }
+            if stopping && (!drain || jobs.isEmpty) { return nil }
+            return jobs.removeFirst()
+        }
+    }
+
+    /// Asks the helper to stop (`next` answers nil).
+    package func stop() {
+        lock.withLock {
+            stopping = true
+            lock.signal()
+        }
+    }
+
+    package var isStopping: Bool { lock.withLock { stopping } }
+
+    /// The jobs never taken (after the helper stopped).
+    package func takeAll() -> [Job] {
+        lock.withLock {
+            defer { jobs.removeAll() }
+            return jobs
+        }
+    }
+}

@@ -18,9 +18,7 @@ import LogdSystem
 final class ArtifactCopier: @unchecked Sendable {
     static let chunkBytes = 1 << 20
 
-    private let lock = ConditionLock()
-    private var jobs: [CopyJob] = []
-    private var stopping = false
+    private let jobs = JobQueue<CopyJob>()
     private let finished: @Sendable (CopyResult) -> Void
     private var thread: NativeThread?
 
@@ -30,43 +28,26 @@ final class ArtifactCopier: @unchecked Sendable {
         thread = NativeThread(name: "logd-copier") { [self] in run() }
     }
 
-    func submit(_ job: CopyJob) {
-        lock.withLock {
-            jobs.append(job)
-            lock.signal()
-        }
-    }
+    func submit(_ job: CopyJob) { jobs.submit(job) }
 
     /// Abandons the running copy and the queued ones (their descriptors are closed; a restart
     /// takes the frames again when producers resend them) and joins the thread.
     func stop() {
-        lock.withLock {
-            stopping = true
-            lock.signal()
-        }
+        jobs.stop()
         thread?.join()
         thread = nil
-        for job in lock.withLock({ jobs }) {
+        for job in jobs.takeAll() {
             close(job.fd)
             close(job.dirfd)
         }
-        jobs.removeAll()
     }
-
-    private var isStopping: Bool { lock.withLock { stopping } }
 
     private func run() {
         // Linux: PRIO_PROCESS with id 0 sets the calling thread's nice value, not the process's.
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: ArtifactCopier.chunkBytes, alignment: 64)
         defer { buffer.deallocate() }
-        while true {
-            var next: CopyJob?
-            lock.withLock {
-                while jobs.isEmpty && !stopping { lock.wait(untilMonotonic: Posix.monotonicNanos() + 1_000_000_000) }
-                if !stopping { next = jobs.removeFirst() }
-            }
-            guard let job = next else { return }
+        while let job = jobs.next(drain: false) {
             let result = copy(job, buffer: buffer)
             if result.error == "cancelled" { return }
             finished(result)
@@ -107,7 +88,7 @@ final class ArtifactCopier: @unchecked Sendable {
         var offset: Int64 = 0
         var failed: String?
         while offset < total {
-            if isStopping {
+            if jobs.isStopping {
                 failed = "cancelled"
                 break
             }

@@ -40,9 +40,7 @@ final class RunFinisher: @unchecked Sendable {
 
     private let rootfd: Int32
     private let user: String
-    private let lock = ConditionLock()
-    private var jobs: [Job] = []
-    private var stopping = false
+    private let jobs = JobQueue<Job>()
     private let finished: @Sendable (Done) -> Void
     private var thread: NativeThread?
 
@@ -58,33 +56,17 @@ final class RunFinisher: @unchecked Sendable {
         thread = NativeThread(name: "logd-finisher") { [self] in run() }
     }
 
-    func submit(_ job: Job) {
-        lock.withLock {
-            jobs.append(job)
-            lock.signal()
-        }
-    }
+    func submit(_ job: Job) { jobs.submit(job) }
 
     /// Finishes the queued jobs, then joins the thread.
     func stop() {
-        lock.withLock {
-            stopping = true
-            lock.signal()
-        }
+        jobs.stop()
         thread?.join()
         thread = nil
     }
 
     private func run() {
-        while true {
-            var next: Job?
-            lock.withLock {
-                while jobs.isEmpty && !stopping { lock.wait(untilMonotonic: Posix.monotonicNanos() + 1_000_000_000) }
-                if !jobs.isEmpty { next = jobs.removeFirst() }
-            }
-            guard let job = next else { return }
-            finished(finish(job))
-        }
+        while let job = jobs.next(drain: true) { finished(finish(job)) }
     }
 
     /// Writes what a finished run derives from its record, then marks it finished.
@@ -116,8 +98,6 @@ final class RunFinisher: @unchecked Sendable {
     // not finished: it is written (fsync'd) before the run's mkdir and moved to
     // `.logd/finished/` when the run ends, so a run id maps to one directory across restarts.
 
-    static func markerName(_ directory: String) -> String { RunMarker.name(directory: directory) }
-
     /// The run ended: its marker moves from active/ to finished/ (one rename, then a directory
     /// fsync). Returns each session's last frame, which the finished marker lists so a producer
     /// that resends after a restart (it missed the final acknowledgement) is told everything is
@@ -130,7 +110,7 @@ final class RunFinisher: @unchecked Sendable {
         defer { close(activefd) }
         let finishedfd = try Posix.makeDirectory(statefd, "finished", mode: 0o700)
         defer { close(finishedfd) }
-        let name = markerName(run.directory)
+        let name = RunMarker.name(directory: run.directory)
         var text = run.directory + "\n" + run.runID + "\n"
         var sessions: [(SessionID, UInt64)] = []
         for p in run.producers {

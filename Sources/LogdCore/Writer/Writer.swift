@@ -656,7 +656,7 @@ final class Writer: @unchecked Sendable {
                 // The checkpoint exists before any record is written; it, the marker and the
                 // directories are fsynced at the run's first durability point, before anything
                 // is acknowledged, and there with the other runs' fsyncs at once.
-                try run.writeFirstCheckpoint(rootfd: rootfd, marker: RunFinisher.markerName(run.directory))
+                try run.writeFirstCheckpoint(rootfd: rootfd, marker: RunMarker.name(directory: run.directory))
                 log.log(.info, "run \(run.directory) started (run id \(run.runID))")
             } catch {
                 stats.writeErrors += 1
@@ -701,13 +701,13 @@ final class Writer: @unchecked Sendable {
     private func writeMarker(directory: String, runID: String, sync: Bool = true) throws(SystemError) {
         FaultPoints.hit("before-marker")
         try withStateDir("active") { fd throws(SystemError) in
-            try Posix.replaceFile(fd, RunFinisher.markerName(directory), Array((directory + "\n" + runID + "\n").utf8), sync: sync)
+            try Posix.replaceFile(fd, RunMarker.name(directory: directory), Array((directory + "\n" + runID + "\n").utf8), sync: sync)
         }
         FaultPoints.hit("after-marker")
     }
 
     private func removeMarker(_ directory: String) {
-        try? withStateDir("active") { fd throws(SystemError) in _ = unlinkat(fd, RunFinisher.markerName(directory), 0) }
+        try? withStateDir("active") { fd throws(SystemError) in _ = unlinkat(fd, RunMarker.name(directory: directory), 0) }
     }
 
     /// Sessions of finished runs found at start-up (and completed during recovery), for the loop.
